@@ -1,0 +1,138 @@
+#include "engine/cli/commands.h"
+
+#include <ATen/Parallel.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/common/error.h"
+#include "engine/jobs/batch_job.h"
+#include "engine/memory/device_memory.h"
+#include "engine/runtime/family_adapter.h"
+#include "engine/runtime/model_bundle.h"
+
+namespace engine {
+namespace {
+
+int resolve_threads(int configured) {
+  if (configured > 0) return configured;
+  const unsigned cores = std::thread::hardware_concurrency();
+  return cores > 0 ? static_cast<int>(cores) : 1;
+}
+
+// Everything a job needs, loaded and checked; used by both `run` and `check`.
+struct PreparedJob {
+  Config config;
+  ModelBundle bundle;
+  std::unique_ptr<FamilyAdapter> adapter;
+  std::unique_ptr<DeviceMemory> memory;
+  int threads = 1;
+};
+
+std::unique_ptr<PreparedJob> prepare_job(const std::string& config_file,
+                                         const std::vector<std::string>& overrides) {
+  auto job = std::make_unique<PreparedJob>();
+  job->config = load_config(config_file, overrides);
+  spdlog::set_level(spdlog::level::from_str(job->config.logging.level));
+  job->threads = resolve_threads(job->config.model.threads);
+  at::set_num_threads(job->threads);
+  job->bundle = load_bundle(job->config.model);
+  job->adapter = make_adapter(job->bundle.manifest.family,
+                              {job->bundle, job->config.task, *job->config.model.family_options});
+  job->memory = make_device_memory(job->bundle.device);
+  return job;
+}
+
+int64_t parameter_bytes(const Model& model) {
+  int64_t bytes = 0;
+  for (const auto& [name, tensor] : model.named_tensors()) {
+    bytes += static_cast<int64_t>(tensor.numel() * tensor.element_size());
+  }
+  return bytes;
+}
+
+}  // namespace
+
+int run_job_command(const std::string& config_file, const std::vector<std::string>& overrides) {
+  auto job = prepare_job(config_file, overrides);
+  spdlog::info("model {} ({}) on {} in {}, {} threads; task {} from {}",
+               job->bundle.manifest.directory, job->bundle.manifest.family,
+               job->bundle.device.str(), dtype_name(job->bundle.dtype), job->threads,
+               task_name(job->config.task.kind), job->config.io.input_path);
+  JobSummary summary = run_batch_job(job->config, *job->adapter, *job->memory);
+  log_summary(summary, *job->memory);
+  spdlog::info("output: {}", job->config.io.output_path);
+  return 0;
+}
+
+int check_command(const std::string& config_file, const std::vector<std::string>& overrides) {
+  auto job = prepare_job(config_file, overrides);
+  const Config& config = job->config;
+  const Manifest& manifest = job->bundle.manifest;
+  const int64_t weights = parameter_bytes(*job->bundle.model);
+  // Activations are a small multiple of one layer's hidden states per token in the batch.
+  const int64_t hidden = manifest.architecture.value("hidden_size", 0);
+  const int64_t activations = config.batching.max_tokens * hidden * 4 * 16;
+  std::cout << "config:      " << config.source_file << "\n"
+            << "model:       " << manifest.directory << " (family " << manifest.family
+            << ", " << manifest.source.value("model_class", std::string("?")) << ")\n"
+            << "adapter:     " << job->adapter->describe() << "\n"
+            << "tokenizer:   " << manifest.tokenizer_kind << ", " << manifest.vocab_size
+            << " ids, " << manifest.max_positions << " positions\n"
+            << "device:      " << job->bundle.device.str() << " (memory: "
+            << job->memory->name() << ")\n"
+            << "dtype:       " << dtype_name(job->bundle.dtype) << " (exported as "
+            << manifest.dtype << ")\n"
+            << "threads:     " << job->threads << "\n"
+            << "task:        " << task_name(config.task.kind)
+            << ", max_length " << config.task.max_length << ", normalize "
+            << (config.task.normalize ? "true" : "false") << ", top_k " << config.task.top_k
+            << "\n"
+            << "batching:    max_batch_size " << config.batching.max_batch_size
+            << ", max_tokens " << config.batching.max_tokens << ", pad_multiple "
+            << config.batching.pad_multiple << ", window " << config.batching.window << "\n"
+            << "memory:      weights " << format_bytes(weights)
+            << ", activations up to about " << format_bytes(activations) << "\n"
+            << "input:       " << config.io.input_path << "\n"
+            << "output:      " << config.io.output_path << "\n";
+  return 0;
+}
+
+int tokenize_command(const std::string& model_dir, bool pair, int max_length,
+                     const std::vector<std::string>& texts) {
+  check<ConfigError>(texts.size() == (pair ? 2u : 1u),
+                     "tokenize takes {} with{} --pair, got {}", pair ? "two texts" : "one text",
+                     pair ? "" : "out", texts.size());
+  ModelBundle bundle = load_bundle_without_model(model_dir);
+  const Tokenizer& tokenizer = *bundle.tokenizer;
+  std::vector<Encoding> sequences;
+  if (pair) {
+    TaskConfig task;
+    task.max_length = max_length;
+    ConfigNode no_options(YAML::Node(), "model.options", std::make_shared<ConfigSource>());
+    auto adapter = make_adapter(bundle.manifest.family, {bundle, task, no_options});
+    sequences = adapter->encode_pair(texts[0], texts[1]);
+  } else {
+    const size_t room = static_cast<size_t>(max_length) - tokenizer.special_token_count(false);
+    sequences.push_back(tokenizer.build_single(tokenizer.encode(texts[0], room)));
+  }
+  nlohmann::ordered_json output = nlohmann::ordered_json::array();
+  for (const Encoding& sequence : sequences) {
+    nlohmann::ordered_json item;
+    item["ids"] = sequence.ids;
+    std::vector<std::string> pieces;
+    for (int64_t id : sequence.ids) pieces.push_back(tokenizer.id_to_piece(id));
+    item["pieces"] = pieces;
+    item["type_ids"] = sequence.type_ids;
+    output.push_back(std::move(item));
+  }
+  const auto& shown = output.size() == 1 ? output[0] : output;
+  std::cout << shown.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
+            << "\n";
+  return 0;
+}
+
+}  // namespace engine

@@ -1,0 +1,69 @@
+// The typed configuration of a job, read from YAML (see configs/ and docs/config.md).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/config/config_node.h"
+
+namespace engine {
+
+enum class TaskKind { kRerank, kScore };
+
+struct ModelConfig {
+  std::string path;              // the bundle directory
+  std::string device = "auto";   // auto | cpu | cuda | cuda:N
+  std::string dtype = "fp32";    // fp32 | fp16 | bf16
+  int threads = 0;               // intra-op threads; 0 means all cores
+  bool verify_checksum = true;   // compare model.pt with the manifest's SHA-256 before loading
+  // model.options: read and validated by the family adapter, which rejects keys it does not know.
+  std::shared_ptr<const ConfigNode> family_options;
+};
+
+struct TaskConfig {
+  TaskKind kind = TaskKind::kRerank;
+  int max_length = 512;   // tokens per sequence, special tokens included
+  bool normalize = false; // sigmoid on the raw score
+  int top_k = 0;          // 0 keeps every passage
+};
+
+struct BatchingConfig {
+  int max_batch_size = 32;
+  int64_t max_tokens = 16384;  // batch size x padded length
+  int window = 8192;           // sequences sorted together by length before batching
+  int pad_multiple = 8;        // padded lengths rounded up to a multiple of this
+};
+
+struct IoConfig {
+  std::string input_path;
+  std::string output_path;
+  int64_t max_line_bytes = 64LL << 20;  // a longer input line is an error record
+};
+
+struct LoggingConfig {
+  std::string level = "info";
+  double progress_interval_s = 5.0;
+};
+
+struct Config {
+  std::string source_file;
+  ModelConfig model;
+  TaskConfig task;
+  BatchingConfig batching;
+  IoConfig io;
+  LoggingConfig logging;
+};
+
+// Reads and validates `file`, after applying each "key.path=value" override. Throws ConfigError
+// with the file, line and key of the first problem.
+Config load_config(const std::string& file, const std::vector<std::string>& overrides = {});
+
+// Same, from YAML text; `file` only names the source in messages and anchors relative paths.
+Config parse_config(const std::string& yaml_text, const std::string& file,
+                    const std::vector<std::string>& overrides = {});
+
+const char* task_name(TaskKind kind);
+
+}  // namespace engine

@@ -1,0 +1,209 @@
+#include "engine/config/config_node.h"
+
+#include <cmath>
+#include <filesystem>
+#include <utility>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "engine/common/error.h"
+
+namespace engine {
+namespace {
+
+bool is_null_value(const YAML::Node& node) { return !node.IsDefined() || node.IsNull(); }
+
+}  // namespace
+
+ConfigNode::ConfigNode(YAML::Node node, std::string key_path,
+                       std::shared_ptr<const ConfigSource> source)
+    // A missing key gives an "invalid" yaml-cpp node that throws on most calls; keep a null one.
+    : node_(node.IsDefined() ? std::move(node) : YAML::Node()), key_path_(std::move(key_path)), source_(std::move(source)) {
+  if (is_null_value(node_)) return;
+  if (!node_.IsMap()) {
+    std::string what = key_path_.empty() ? "the top level" : "'" + key_path_ + "'";
+    int line = node_.Mark().is_null() ? 0 : node_.Mark().line + 1;
+    throw ConfigError(fmt::format("{}:{}: {} must be a mapping of keys to values", source_->file,
+                                  line, what));
+  }
+}
+
+std::string ConfigNode::full_key(const std::string& key) const {
+  return key_path_.empty() ? key : key_path_ + "." + key;
+}
+
+std::string ConfigNode::where(const std::string& key) const {
+  const std::string full = full_key(key);
+  if (source_->overridden_keys.count(full)) return "--set " + full;
+  // Copy-constructed, never assigned: assigning an absent key's node throws in yaml-cpp.
+  const YAML::Node& const_node = node_;
+  const YAML::Node found = is_null_value(node_) ? YAML::Node() : const_node[key];
+  YAML::Mark mark = found.IsDefined() && !found.Mark().is_null() ? found.Mark() : node_.Mark();
+  if (mark.is_null()) return fmt::format("{} ({})", source_->file, full);
+  return fmt::format("{}:{} ({})", source_->file, mark.line + 1, full);
+}
+
+void ConfigNode::fail(const std::string& key, const std::string& message) const {
+  throw ConfigError(fmt::format("{}: {}", where(key), message));
+}
+
+bool ConfigNode::has(const std::string& key) const {
+  if (is_null_value(node_)) return false;
+  const YAML::Node& const_node = node_;
+  return !is_null_value(const_node[key]);
+}
+
+YAML::Node ConfigNode::value(const std::string& key) const {
+  read_keys_.insert(key);
+  if (is_null_value(node_)) return YAML::Node();
+  const YAML::Node& const_node = node_;
+  YAML::Node found = const_node[key];
+  if (!is_null_value(found) && !found.IsScalar()) {
+    fail(key, "expected a single value, found a " +
+                  std::string(found.IsMap() ? "mapping" : "list"));
+  }
+  return found;
+}
+
+std::string ConfigNode::string(const std::string& key, std::optional<std::string> fallback) const {
+  YAML::Node found = value(key);
+  if (is_null_value(found)) {
+    if (!fallback) fail(key, "required key is missing");
+    return *fallback;
+  }
+  return found.Scalar();
+}
+
+int64_t ConfigNode::integer(const std::string& key, int64_t min, int64_t max,
+                            std::optional<int64_t> fallback) const {
+  YAML::Node found = value(key);
+  int64_t result = 0;
+  if (is_null_value(found)) {
+    if (!fallback) fail(key, "required key is missing");
+    result = *fallback;
+  } else {
+    try {
+      result = found.as<int64_t>();
+    } catch (const YAML::Exception&) {
+      fail(key, fmt::format("expected an integer, found '{}'", found.Scalar()));
+    }
+  }
+  if (result < min || result > max) {
+    fail(key, fmt::format("value {} is out of range; expected {} to {}", result, min, max));
+  }
+  return result;
+}
+
+double ConfigNode::number(const std::string& key, double min, double max,
+                          std::optional<double> fallback) const {
+  YAML::Node found = value(key);
+  double result = 0;
+  if (is_null_value(found)) {
+    if (!fallback) fail(key, "required key is missing");
+    result = *fallback;
+  } else {
+    try {
+      result = found.as<double>();
+    } catch (const YAML::Exception&) {
+      fail(key, fmt::format("expected a number, found '{}'", found.Scalar()));
+    }
+  }
+  if (!std::isfinite(result) || result < min || result > max) {
+    fail(key, fmt::format("value {} is out of range; expected {} to {}", result, min, max));
+  }
+  return result;
+}
+
+bool ConfigNode::boolean(const std::string& key, std::optional<bool> fallback) const {
+  YAML::Node found = value(key);
+  if (is_null_value(found)) {
+    if (!fallback) fail(key, "required key is missing");
+    return *fallback;
+  }
+  try {
+    return found.as<bool>();
+  } catch (const YAML::Exception&) {
+    fail(key, fmt::format("expected true or false, found '{}'", found.Scalar()));
+  }
+}
+
+std::string ConfigNode::choice(const std::string& key, const std::vector<std::string>& allowed,
+                               std::optional<std::string> fallback) const {
+  std::string result = string(key, std::move(fallback));
+  for (const auto& option : allowed) {
+    if (option == result) return result;
+  }
+  fail(key, fmt::format("'{}' is not one of: {}", result, fmt::join(allowed, ", ")));
+}
+
+std::string ConfigNode::path(const std::string& key, std::optional<std::string> fallback) const {
+  std::string text = string(key, std::move(fallback));
+  if (text.empty()) return text;
+  std::filesystem::path result(text);
+  if (result.is_relative() && !source_->overridden_keys.count(full_key(key))) {
+    result = std::filesystem::path(source_->file).parent_path() / result;
+  }
+  return result.lexically_normal().string();
+}
+
+int64_t ConfigNode::bytes(const std::string& key, std::optional<int64_t> fallback) const {
+  YAML::Node found = value(key);
+  if (is_null_value(found)) {
+    if (!fallback) fail(key, "required key is missing");
+    return *fallback;
+  }
+  std::optional<int64_t> parsed = parse_byte_count(found.Scalar());
+  if (!parsed) {
+    fail(key, fmt::format("expected a byte count such as 1048576, 512MB or 2GiB, found '{}'",
+                          found.Scalar()));
+  }
+  return *parsed;
+}
+
+ConfigNode ConfigNode::section(const std::string& key) const {
+  read_keys_.insert(key);
+  const YAML::Node& const_node = node_;
+  return ConfigNode(is_null_value(node_) ? YAML::Node() : const_node[key], full_key(key), source_);
+}
+
+void ConfigNode::reject_unknown_keys() const {
+  if (is_null_value(node_)) return;
+  for (const auto& entry : node_) {
+    const std::string key = entry.first.Scalar();
+    if (read_keys_.count(key)) continue;
+    std::vector<std::string> known(read_keys_.begin(), read_keys_.end());
+    int line = entry.first.Mark().is_null() ? 0 : entry.first.Mark().line + 1;
+    std::string place = source_->overridden_keys.count(full_key(key))
+                            ? "--set " + full_key(key)
+                            : fmt::format("{}:{} ({})", source_->file, line, full_key(key));
+    throw ConfigError(fmt::format("{}: unknown key '{}'; known keys here: {}", place, key,
+                                  fmt::join(known, ", ")));
+  }
+}
+
+std::optional<int64_t> parse_byte_count(const std::string& text) {
+  size_t consumed = 0;
+  double amount = 0;
+  try {
+    amount = std::stod(text, &consumed);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  std::string unit = text.substr(consumed);
+  while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
+  static const std::pair<const char*, double> kUnits[] = {
+      {"", 1},       {"B", 1},          {"KB", 1e3},       {"MB", 1e6},
+      {"GB", 1e9},   {"TB", 1e12},      {"KiB", 1024.0},   {"MiB", 1048576.0},
+      {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+  for (const auto& [name, factor] : kUnits) {
+    if (unit == name) {
+      double result = amount * factor;
+      if (!std::isfinite(result) || result < 0 || result > 9.2e18) return std::nullopt;
+      return static_cast<int64_t>(result);
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace engine

@@ -1,0 +1,46 @@
+// The JSONL record shapes of the rerank and score tasks (docs/records.md), in and out.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/config/config.h"
+
+namespace engine {
+
+struct PassageInput {
+  std::string text;
+  nlohmann::json id;  // null when the passage was a bare string
+};
+
+// A parsed input record: a query with its passages. A score record is a query with one passage.
+struct TaskRecord {
+  nlohmann::json id;  // null when the record has none
+  std::string query;
+  std::vector<PassageInput> passages;
+};
+
+// Parses one input line. Throws RecordError saying which field is wrong and how; `id` is set as
+// soon as the record's id is known, so that an error record can carry it.
+TaskRecord parse_record(const std::string& line, TaskKind kind, nlohmann::json& id);
+
+// Output records keep their keys in the order written.
+using OutputRecord = nlohmann::ordered_json;
+
+// {"line", "id"?, "error"}
+OutputRecord error_record(int64_t line, const nlohmann::json& id, const std::string& message);
+
+// {"id"?, "results": [{"index", "id"?, "score"}]}, best first, cut to top_k (0 keeps all).
+OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& scores,
+                             int top_k);
+
+// {"id"?, "score"}
+OutputRecord score_output(const TaskRecord& record, float score);
+
+// A float32 score as the shortest decimal that reads back as the same float.
+OutputRecord score_value(float score);
+
+}  // namespace engine

@@ -1,0 +1,183 @@
+#include "engine/jobs/batch_job.h"
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/batching/length_bucketer.h"
+#include "engine/common/error.h"
+#include "engine/io/jsonl_reader.h"
+#include "engine/io/jsonl_writer.h"
+#include "engine/io/records.h"
+#include "engine/jobs/progress.h"
+
+namespace engine {
+namespace {
+
+struct PendingRecord {
+  int64_t line = 0;
+  nlohmann::json id;
+  std::optional<TaskRecord> record;  // empty for an error record
+  std::string error;
+  std::vector<float> scores;  // per passage: the best of its sequences
+};
+
+// Records read together, and the sequences they need scored.
+struct Window {
+  std::vector<PendingRecord> records;
+  std::vector<Encoding> sequences;
+  std::vector<std::pair<size_t, size_t>> owners;  // sequence -> (record, passage)
+};
+
+void add_line(Window& window, const InputLine& line, TaskKind kind, const FamilyAdapter& adapter) {
+  PendingRecord pending;
+  pending.line = line.number;
+  std::vector<Encoding> sequences;
+  std::vector<size_t> passage_of;
+  try {
+    check<RecordError>(!line.too_long,
+                       "line of {} bytes is longer than input.max_line_bytes; raise the limit "
+                       "or shorten the record",
+                       line.bytes);
+    TaskRecord record = parse_record(line.text, kind, pending.id);
+    for (size_t p = 0; p < record.passages.size(); ++p) {
+      for (Encoding& encoding : adapter.encode_pair(record.query, record.passages[p].text)) {
+        sequences.push_back(std::move(encoding));
+        passage_of.push_back(p);
+      }
+    }
+    pending.scores.assign(record.passages.size(), -std::numeric_limits<float>::infinity());
+    pending.record = std::move(record);
+  } catch (const RecordError& error) {
+    pending.error = error.what();
+    sequences.clear();
+    passage_of.clear();
+  }
+  const size_t record_index = window.records.size();
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    window.sequences.push_back(std::move(sequences[i]));
+    window.owners.emplace_back(record_index, passage_of[i]);
+  }
+  window.records.push_back(std::move(pending));
+}
+
+class JobRunner {
+ public:
+  JobRunner(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory)
+      : config_(config),
+        adapter_(adapter),
+        memory_(memory),
+        progress_(count_lines(config.io.input_path), config.logging.progress_interval_s) {
+    limits_.max_batch_size = static_cast<size_t>(config.batching.max_batch_size);
+    limits_.max_tokens = config.batching.max_tokens;
+    limits_.pad_multiple = static_cast<size_t>(config.batching.pad_multiple);
+    limits_.max_padded_length = static_cast<size_t>(config.task.max_length);
+  }
+
+  JobSummary run() {
+    memory_.reset_peak();
+    JsonlReader reader(config_.io.input_path, config_.io.max_line_bytes);
+    JsonlWriter writer(config_.io.output_path);
+    InputLine line;
+    Window window;
+    while (reader.next(line)) {
+      add_line(window, line, config_.task.kind, adapter_);
+      if (window.sequences.size() >= static_cast<size_t>(config_.batching.window)) {
+        finish_window(window, writer);
+      }
+    }
+    finish_window(window, writer);
+    writer.commit();
+    summary_.seconds = progress_.elapsed_s();
+    summary_.memory = memory_.stats();
+    return summary_;
+  }
+
+ private:
+  void finish_window(Window& window, JsonlWriter& writer) {
+    score_window(window);
+    for (const PendingRecord& pending : window.records) writer.write(output_of(pending));
+    window = Window();
+  }
+
+  void score_window(Window& window) {
+    std::vector<size_t> lengths;
+    lengths.reserve(window.sequences.size());
+    for (const Encoding& sequence : window.sequences) lengths.push_back(sequence.size());
+    size_t scored = 0;
+    for (const BatchPlan& plan : cut_batches(lengths, limits_)) {
+      std::vector<const Encoding*> batch;
+      for (size_t index : plan.indices) batch.push_back(&window.sequences[index]);
+      const std::vector<float> scores = adapter_.score(batch, plan.padded_length);
+      check<std::runtime_error>(scores.size() == batch.size(),
+                                "the model gave {} scores for a batch of {}", scores.size(),
+                                batch.size());
+      for (size_t i = 0; i < scores.size(); ++i) {
+        const auto [record, passage] = window.owners[plan.indices[i]];
+        float& best = window.records[record].scores[passage];
+        best = std::max(best, scores[i]);
+      }
+      summary_.batches += 1;
+      summary_.real_tokens += static_cast<int64_t>(plan.real_tokens);
+      summary_.padded_tokens += static_cast<int64_t>(plan.padded_tokens());
+      scored += batch.size();
+      progress_.update(static_cast<double>(summary_.records) +
+                       static_cast<double>(window.records.size() * scored) /
+                           static_cast<double>(window.sequences.size()));
+    }
+    summary_.sequences += static_cast<int64_t>(window.sequences.size());
+  }
+
+  OutputRecord output_of(const PendingRecord& pending) {
+    summary_.records += 1;
+    if (!pending.record) {
+      summary_.error_records += 1;
+      spdlog::debug("line {}: {}", pending.line, pending.error);
+      return error_record(pending.line, pending.id, pending.error);
+    }
+    summary_.pairs += static_cast<int64_t>(pending.scores.size());
+    if (config_.task.kind == TaskKind::kScore) {
+      return score_output(*pending.record, pending.scores.front());
+    }
+    return rerank_output(*pending.record, pending.scores, config_.task.top_k);
+  }
+
+  const Config& config_;
+  FamilyAdapter& adapter_;
+  DeviceMemory& memory_;
+  ProgressReporter progress_;
+  BatchLimits limits_;
+  JobSummary summary_;
+};
+
+}  // namespace
+
+JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory) {
+  return JobRunner(config, adapter, memory).run();
+}
+
+void log_summary(const JobSummary& summary, const DeviceMemory& memory) {
+  const double seconds = std::max(summary.seconds, 1e-9);
+  const double padding = summary.padded_tokens > 0 ? 100.0 * static_cast<double>(
+                                                                 summary.real_tokens) /
+                                                         static_cast<double>(summary.padded_tokens)
+                                                   : 100.0;
+  spdlog::info("done: {} records ({} error records), {} pairs in {:.2f} s", summary.records,
+               summary.error_records, summary.pairs, summary.seconds);
+  spdlog::info("throughput: {:.1f} pairs/s, {:.0f} tokens/s; {} batches, padding efficiency "
+               "{:.1f}%",
+               static_cast<double>(summary.pairs) / seconds,
+               static_cast<double>(summary.real_tokens) / seconds, summary.batches, padding);
+  spdlog::info("peak memory: {} allocated, {} reserved on {}",
+               format_bytes(summary.memory.peak_allocated),
+               format_bytes(summary.memory.peak_reserved), memory.name());
+  if (summary.error_records > 0) {
+    spdlog::warn("{} of {} records are error records: their output lines carry \"error\" and "
+                 "the input line number",
+                 summary.error_records, summary.records);
+  }
+}
+
+}  // namespace engine

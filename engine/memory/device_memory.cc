@@ -1,0 +1,20 @@
+#include "engine/memory/device_memory.h"
+
+#include <fmt/format.h>
+
+namespace engine {
+
+std::unique_ptr<DeviceMemory> make_device_memory(const c10::Device& device) {
+  if (device.is_cuda()) return make_cuda_memory(device.has_index() ? device.index() : 0);
+  return make_host_memory();
+}
+
+std::string format_bytes(int64_t bytes) {
+  const double value = static_cast<double>(bytes);
+  if (bytes >= (1LL << 30)) return fmt::format("{:.2f} GiB", value / (1LL << 30));
+  if (bytes >= (1LL << 20)) return fmt::format("{:.1f} MiB", value / (1LL << 20));
+  if (bytes >= (1LL << 10)) return fmt::format("{:.1f} KiB", value / (1LL << 10));
+  return fmt::format("{} B", bytes);
+}
+
+}  // namespace engine

@@ -1,0 +1,40 @@
+// What the engine knows about a device's memory, behind one interface. Backends: CUDA (LibTorch's
+// caching allocator) and host (the process's resident memory).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <c10/core/Device.h>
+
+namespace engine {
+
+struct MemoryStats {
+  int64_t allocated = 0;       // bytes in live tensors (host: resident set)
+  int64_t peak_allocated = 0;  // since the last reset_peak()
+  int64_t reserved = 0;        // bytes held by the allocator, used or cached
+  int64_t peak_reserved = 0;
+  int64_t total = 0;           // the device's memory
+  int64_t free = 0;            // free on the device, as its driver or kernel reports
+};
+
+class DeviceMemory {
+ public:
+  virtual ~DeviceMemory() = default;
+  virtual MemoryStats stats() const = 0;
+  virtual void reset_peak() = 0;
+  // Gives cached, unused blocks back to the device.
+  virtual void empty_cache() = 0;
+  // "cuda:0 (caching allocator)", "host (process RSS)".
+  virtual std::string name() const = 0;
+};
+
+// The backend for `device`: CUDA for a CUDA device, host otherwise.
+std::unique_ptr<DeviceMemory> make_device_memory(const c10::Device& device);
+std::unique_ptr<DeviceMemory> make_host_memory();
+std::unique_ptr<DeviceMemory> make_cuda_memory(c10::DeviceIndex index);
+
+std::string format_bytes(int64_t bytes);
+
+}  // namespace engine

@@ -1,0 +1,41 @@
+// engine.json, the manifest of a model bundle: what the model is, how to tokenize for it and how
+// to call it. Written by the exporters under models/, read here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace engine {
+
+struct Manifest {
+  std::string directory;  // the bundle folder; file names below are relative to it
+  int format_version = 0;
+  std::string family;
+  std::string model_format;  // "torchscript"
+  std::string model_file;
+  std::string model_sha256;
+  nlohmann::json architecture;
+  int64_t vocab_size = 0;
+  int64_t max_positions = 0;
+  nlohmann::json special_tokens;
+  std::string tokenizer_kind;
+  std::string tokenizer_file;
+  std::vector<std::string> inputs;
+  std::vector<std::string> outputs;
+  std::string dtype;
+  std::string embedding_parameter;  // the word-embedding table, checked against vocab_size
+  nlohmann::json source;
+
+  std::string model_path() const;
+  std::string tokenizer_path() const;
+};
+
+constexpr int kManifestFormatVersion = 1;
+
+// Reads <directory>/engine.json. Throws ConfigError naming the file and the key at fault.
+Manifest read_manifest(const std::string& directory);
+
+}  // namespace engine

@@ -1,0 +1,101 @@
+#include "engine/runtime/model_bundle.h"
+
+#include <torch/cuda.h>
+
+#include "engine/common/error.h"
+
+namespace engine {
+
+c10::Device resolve_device(const std::string& name) {
+  const bool cuda_present = torch::cuda::is_available();
+  if (name == "auto") return cuda_present ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  c10::Device device(name == "cuda" ? "cuda:0" : name);
+  check<ConfigError>(cuda_present, "model.device is '{}' but no CUDA device is available",
+                     name);
+  check<ConfigError>(device.index() < static_cast<int>(torch::cuda::device_count()),
+                     "model.device is '{}' but only {} CUDA device(s) are visible", name,
+                     torch::cuda::device_count());
+  return device;
+}
+
+c10::ScalarType parse_dtype(const std::string& name) {
+  if (name == "fp32") return c10::kFloat;
+  if (name == "fp16") return c10::kHalf;
+  if (name == "bf16") return c10::kBFloat16;
+  throw ConfigError("dtype '" + name + "' is not one of fp32, fp16, bf16");
+}
+
+const char* dtype_name(c10::ScalarType dtype) {
+  switch (dtype) {
+    case c10::kFloat: return "fp32";
+    case c10::kHalf: return "fp16";
+    case c10::kBFloat16: return "bf16";
+    default: return "other";
+  }
+}
+
+namespace {
+
+void check_embedding_table(const ModelBundle& bundle) {
+  const Manifest& manifest = bundle.manifest;
+  for (const auto& [name, tensor] : bundle.model->named_tensors()) {
+    if (name != manifest.embedding_parameter) continue;
+    check<ConfigError>(tensor.dim() == 2, "{}: embedding table '{}' has {} dimensions; expected 2",
+                       manifest.model_path(), name, tensor.dim());
+    check<ConfigError>(manifest.vocab_size <= tensor.size(0),
+                       "{}/engine.json: vocab_size is {} but the model's embedding table '{}' "
+                       "has only {} rows; ids past {} would index outside it. The manifest "
+                       "does not belong to this model.pt",
+                       manifest.directory, manifest.vocab_size, name, tensor.size(0),
+                       tensor.size(0) - 1);
+    return;
+  }
+  throw ConfigError(fmt::format("{}/engine.json: embedding_parameter '{}' is not a parameter of "
+                                "{}",
+                                manifest.directory, manifest.embedding_parameter,
+                                manifest.model_path()));
+}
+
+void check_tokenizer_vocabulary(const ModelBundle& bundle) {
+  const Manifest& manifest = bundle.manifest;
+  check<ConfigError>(bundle.tokenizer->vocab_size() == manifest.vocab_size,
+                     "{}/engine.json: vocab_size is {} but the tokenizer '{}' has {} ids; the "
+                     "manifest and the tokenizer file come from different models",
+                     manifest.directory, manifest.vocab_size, manifest.tokenizer_file,
+                     bundle.tokenizer->vocab_size());
+}
+
+ModelBundle read_manifest_and_tokenizer(const std::string& directory) {
+  ModelBundle bundle;
+  bundle.manifest = read_manifest(directory);
+  bundle.tokenizer =
+      make_tokenizer(bundle.manifest.tokenizer_kind, bundle.manifest.tokenizer_path());
+  return bundle;
+}
+
+}  // namespace
+
+ModelBundle load_bundle_without_model(const std::string& directory) {
+  ModelBundle bundle = read_manifest_and_tokenizer(directory);
+  check_tokenizer_vocabulary(bundle);
+  return bundle;
+}
+
+ModelBundle load_bundle(const ModelConfig& config) {
+  ModelBundle bundle = read_manifest_and_tokenizer(config.path);
+  bundle.device = resolve_device(config.device);
+  bundle.dtype = parse_dtype(config.dtype);
+  ModelLoadOptions options;
+  options.device = bundle.device;
+  options.dtype = bundle.dtype;
+  options.verify_checksum = config.verify_checksum;
+  bundle.model = load_model(bundle.manifest, options);
+  // The embedding table first: a manifest that promises more ids than the model holds is the
+  // error that would otherwise index out of bounds.
+  check_embedding_table(bundle);
+  check_tokenizer_vocabulary(bundle);
+  return bundle;
+}
+
+}  // namespace engine

@@ -1,0 +1,119 @@
+// The TorchScript loader: the only place that knows the bundle's model is a torch.jit archive.
+#include <filesystem>
+#include <fstream>
+
+#include <openssl/evp.h>
+#include <torch/script.h>
+
+#include "engine/common/error.h"
+#include "engine/runtime/model.h"
+
+namespace engine {
+namespace {
+
+class TorchScriptModel : public Model {
+ public:
+  TorchScriptModel(torch::jit::Module module, c10::Device device)
+      : module_(std::move(module)), device_(device) {}
+
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
+    std::vector<c10::IValue> arguments(inputs.begin(), inputs.end());
+    c10::IValue output = module_.forward(arguments);
+    std::vector<at::Tensor> outputs;
+    if (output.isTensor()) {
+      outputs.push_back(output.toTensor());
+    } else if (output.isTuple()) {
+      for (const auto& element : output.toTupleRef().elements()) {
+        outputs.push_back(element.toTensor());
+      }
+    } else if (output.isTensorList()) {
+      for (const at::Tensor& tensor : output.toTensorVector()) outputs.push_back(tensor);
+    } else {
+      throw std::runtime_error("the model returned " + output.tagKind() +
+                               "; expected a tensor or a tuple of tensors");
+    }
+    return outputs;
+  }
+
+  std::vector<std::pair<std::string, at::Tensor>> named_tensors() const override {
+    std::vector<std::pair<std::string, at::Tensor>> result;
+    for (const auto& item : module_.named_parameters(true)) result.emplace_back(item.name, item.value);
+    for (const auto& item : module_.named_buffers(true)) result.emplace_back(item.name, item.value);
+    return result;
+  }
+
+  c10::Device device() const override { return device_; }
+
+  // Casts floating-point parameters and buffers one at a time: Module::to(dtype) would also cast
+  // integer buffers such as position ids, and a whole-module copy doubles the peak.
+  void cast_floating_point(c10::ScalarType dtype) {
+    for (const auto& item : module_.named_parameters(true)) {
+      if (item.value.is_floating_point() && item.value.scalar_type() != dtype) {
+        item.value.set_data(item.value.to(dtype));
+      }
+    }
+    for (const auto& item : module_.named_buffers(true)) {
+      if (item.value.is_floating_point() && item.value.scalar_type() != dtype) {
+        item.value.set_data(item.value.to(dtype));
+      }
+    }
+  }
+
+ private:
+  torch::jit::Module module_;
+  c10::Device device_;
+};
+
+}  // namespace
+
+std::string file_sha256(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  check<ConfigError>(stream.good(), "cannot read '{}'", path);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
+                                                                  &EVP_MD_CTX_free);
+  EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr);
+  std::vector<char> buffer(1 << 20);
+  while (stream) {
+    stream.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    EVP_DigestUpdate(context.get(), buffer.data(), static_cast<size_t>(stream.gcount()));
+  }
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_DigestFinal_ex(context.get(), digest, &length);
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
+std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptions& options) {
+  check<ConfigError>(manifest.model_format == "torchscript",
+                     "{}/engine.json: model_format '{}' is not supported; expected torchscript",
+                     manifest.directory, manifest.model_format);
+  const std::string path = manifest.model_path();
+  check<ConfigError>(std::filesystem::is_regular_file(path),
+                     "model file '{}' is missing; re-export the bundle with tools/export.py",
+                     path);
+  if (options.verify_checksum) {
+    const std::string actual = file_sha256(path);
+    check<ConfigError>(actual == manifest.model_sha256,
+                       "model file '{}' is corrupt or was replaced: its SHA-256 is {} but "
+                       "engine.json says {}; re-export the bundle (or set "
+                       "model.verify_checksum: false if you changed it on purpose)",
+                       path, actual, manifest.model_sha256);
+  }
+  torch::jit::Module module;
+  try {
+    module = torch::jit::load(path, options.device);
+  } catch (const std::exception& error) {
+    std::string message = error.what();
+    message = message.substr(0, message.find('\n'));
+    throw ConfigError(fmt::format("model file '{}' cannot be loaded as TorchScript: {}", path,
+                                  message));
+  }
+  module.eval();
+  auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device);
+  model->cast_floating_point(options.dtype);
+  return model;
+}
+
+}  // namespace engine

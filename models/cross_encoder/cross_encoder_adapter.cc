@@ -1,0 +1,84 @@
+#include "models/cross_encoder/cross_encoder_adapter.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/StringUtil.h>
+#include <fmt/format.h>
+
+#include "engine/common/error.h"
+#include "engine/runtime/sequence_batch.h"
+
+namespace models::cross_encoder {
+namespace {
+
+using engine::check;
+using engine::ConfigError;
+using engine::Encoding;
+
+class CrossEncoderAdapter : public engine::FamilyAdapter {
+ public:
+  explicit CrossEncoderAdapter(const engine::AdapterContext& context)
+      : bundle_(context.bundle), task_(context.task) {
+    const auto& manifest = bundle_.manifest;
+    num_labels_ = manifest.architecture.value("num_labels", 1);
+    label_ = static_cast<int>(context.options.integer("label", 0, num_labels_ - 1, 0));
+    context.options.reject_unknown_keys();
+    check<ConfigError>(task_.max_length <= manifest.max_positions,
+                       "task.max_length is {} but the model has {} positions; set "
+                       "task.max_length to at most {}",
+                       task_.max_length, manifest.max_positions, manifest.max_positions);
+    // FlagReranker caps the query at 3/4 of max_length; the passage takes what is left.
+    query_max_tokens_ = static_cast<size_t>(task_.max_length) * 3 / 4;
+  }
+
+  std::vector<Encoding> encode_pair(std::string_view query,
+                                    std::string_view passage) const override {
+    const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
+    const auto max_length = static_cast<size_t>(task_.max_length);
+    std::vector<int64_t> query_ids = tokenizer.encode(query, query_max_tokens_);
+    const size_t room = max_length - tokenizer.special_token_count(true) - query_ids.size();
+    std::vector<int64_t> passage_ids = tokenizer.encode(passage, room);
+    return {tokenizer.build_pair(query_ids, passage_ids)};
+  }
+
+  std::vector<float> score(const std::vector<const Encoding*>& batch,
+                           size_t padded_length) override {
+    c10::InferenceMode inference;
+    const int64_t pad = bundle_.tokenizer->special_tokens().pad;
+    engine::SequenceBatch inputs =
+        engine::make_sequence_batch(batch, padded_length, pad, bundle_.device);
+    std::vector<at::Tensor> outputs =
+        bundle_.model->forward({inputs.input_ids, inputs.attention_mask, inputs.token_type_ids});
+    check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 2 &&
+                                  outputs[0].size(1) == num_labels_,
+                              "the model returned logits of shape {}; expected [batch, {}]",
+                              outputs.empty() ? std::string("nothing") : c10::str(outputs[0].sizes()),
+                              num_labels_);
+    at::Tensor scores = outputs[0].select(1, label_).to(at::kFloat);
+    if (task_.normalize) scores = at::sigmoid(scores);
+    scores = scores.to(at::kCPU).contiguous();
+    const float* data = scores.data_ptr<float>();
+    return std::vector<float>(data, data + scores.numel());
+  }
+
+  std::string describe() const override {
+    return fmt::format("cross-encoder: logit {} of {}{}, query capped at {} tokens", label_,
+                       num_labels_, task_.normalize ? " through a sigmoid" : "",
+                       query_max_tokens_);
+  }
+
+ private:
+  engine::ModelBundle& bundle_;
+  const engine::TaskConfig& task_;
+  int64_t num_labels_ = 1;
+  int label_ = 0;
+  size_t query_max_tokens_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<engine::FamilyAdapter> make_adapter(const engine::AdapterContext& context) {
+  return std::make_unique<CrossEncoderAdapter>(context);
+}
+
+}  // namespace models::cross_encoder

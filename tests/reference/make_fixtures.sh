@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Makes the test fixtures in $1 (default build/test_fixtures): a tiny random-weight XLM-R
+# reranker bundle with a sentencepiece model trained on the spot, and what the reference Python
+# tools (transformers' tokenizers, FlagEmbedding's FlagReranker) compute on it.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:-build/test_fixtures}
+PY=${PYTHON:-.venv/bin/python}
+mkdir -p "$OUT"
+export PYTHONHASHSEED=0 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+$PY tools/export.py --family cross_encoder --tiny --out "$OUT/xlmr_tiny"
+$PY tests/reference/make_pairs.py --out "$OUT/pairs.jsonl"
+$PY tests/reference/xlmr_tokenizer_reference.py --checkpoint "$OUT/xlmr_tiny/checkpoint" \
+  --out "$OUT/xlmr_tokenizer_reference.json"
+for length in 512 64; do
+  $PY tests/reference/flag_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/checkpoint" \
+    --pairs "$OUT/pairs.jsonl" --max-length "$length" --out "$OUT/flag_reranker_$length.json"
+done
+touch "$OUT/.complete"

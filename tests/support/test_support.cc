@@ -1,0 +1,112 @@
+#include "tests/support/test_support.h"
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "models/registry.h"
+
+namespace engine::testing {
+
+std::string fixture_path(const std::string& name) {
+  return (std::filesystem::path(ENGINE_FIXTURE_DIR) / name).string();
+}
+
+std::string engine_binary() { return ENGINE_BINARY; }
+
+TempDir::TempDir() {
+  std::random_device random;
+  const auto base = std::filesystem::temp_directory_path();
+  do {
+    root_ = (base / fmt::format("engine-test-{:08x}", random())).string();
+  } while (std::filesystem::exists(root_));
+  std::filesystem::create_directories(root_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(root_, ignored);
+}
+
+std::string TempDir::path(const std::string& name) const {
+  return (std::filesystem::path(root_) / name).string();
+}
+
+void write_file(const std::string& path, const std::string& text) {
+  std::ofstream stream(path, std::ios::binary);
+  stream << text;
+  if (!stream) throw std::runtime_error("cannot write " + path);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw std::runtime_error("cannot read " + path);
+  std::stringstream text;
+  text << stream.rdbuf();
+  return text.str();
+}
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw std::runtime_error("cannot read " + path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(stream, line);) lines.push_back(line);
+  return lines;
+}
+
+nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+
+CommandResult run_command(const std::string& command) {
+  CommandResult result;
+  std::FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) throw std::runtime_error("cannot run " + command);
+  std::array<char, 4096> buffer;
+  size_t read = 0;
+  while ((read = std::fread(buffer.data(), 1, buffer.size(), pipe)) > 0) {
+    result.output.append(buffer.data(), read);
+  }
+  const int status = pclose(pipe);
+  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return result;
+}
+
+std::string job_config(const std::string& bundle, const std::string& input,
+                       const std::string& output, const std::string& task) {
+  return fmt::format(
+      "model:\n  path: {}\n  device: cpu\n  threads: 2\n"
+      "task:\n  kind: {}\n"
+      "input:\n  path: {}\n"
+      "output:\n  path: {}\n"
+      "logging:\n  level: warn\n",
+      bundle, task, input, output);
+}
+
+std::unique_ptr<LoadedReranker> load_tiny_reranker(int max_length, bool normalize) {
+  static const bool registered = [] {
+    models::register_model_families();
+    return true;
+  }();
+  (void)registered;
+  auto loaded = std::make_unique<LoadedReranker>();
+  loaded->task.max_length = max_length;
+  loaded->task.normalize = normalize;
+  ModelConfig model;
+  model.path = fixture_path("xlmr_tiny");
+  model.device = "cpu";
+  loaded->bundle = load_bundle(model);
+  loaded->options = std::make_unique<ConfigNode>(YAML::Node(), "model.options",
+                                                 std::make_shared<ConfigSource>());
+  loaded->adapter = make_adapter(loaded->bundle.manifest.family,
+                                 {loaded->bundle, loaded->task, *loaded->options});
+  return loaded;
+}
+
+}  // namespace engine::testing

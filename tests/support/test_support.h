@@ -1,0 +1,60 @@
+// Shared helpers of the test suites: fixture paths, temporary folders, files, and running the
+// engine binary as a user would.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/config/config.h"
+#include "engine/runtime/family_adapter.h"
+#include "engine/runtime/model_bundle.h"
+
+namespace engine::testing {
+
+// build/test_fixtures, made by tests/reference/make_fixtures.sh.
+std::string fixture_path(const std::string& name);
+std::string engine_binary();
+
+// A fresh folder under the system's temp dir, removed with the object.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path(const std::string& name) const;
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+void write_file(const std::string& path, const std::string& text);
+std::string read_file(const std::string& path);
+std::vector<std::string> read_lines(const std::string& path);
+nlohmann::json read_json(const std::string& path);
+
+struct CommandResult {
+  int status = -1;     // exit status
+  std::string output;  // stdout and stderr together
+};
+// Runs `command` through /bin/sh.
+CommandResult run_command(const std::string& command);
+
+// A minimal rerank/score config over the given bundle, input and output (absolute paths).
+std::string job_config(const std::string& bundle, const std::string& input,
+                       const std::string& output, const std::string& task = "rerank");
+
+// The tiny XLM-R bundle loaded on the CPU with a cross-encoder adapter for `task`.
+struct LoadedReranker {
+  TaskConfig task;
+  ModelBundle bundle;
+  std::unique_ptr<ConfigNode> options;
+  std::unique_ptr<FamilyAdapter> adapter;
+};
+std::unique_ptr<LoadedReranker> load_tiny_reranker(int max_length, bool normalize);
+
+}  // namespace engine::testing

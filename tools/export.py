@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Export a model checkpoint into an engine bundle (model.pt + engine.json + tokenizer).
+
+Usage:
+  python tools/export.py --family cross_encoder --checkpoint DIR --out BUNDLE_DIR [--max-length N]
+  python tools/export.py --family cross_encoder --tiny --out BUNDLE_DIR [--seed N]
+                         [--tiny-checkpoint-dir DIR]
+
+Each family lives in ``models/<family>/export.py`` and provides
+``export_bundle(checkpoint_dir, out_dir, max_length=None)`` and
+``write_tiny_checkpoint(out_dir, seed=0)``.  Re-running overwrites the
+bundle files in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+
+def _families() -> list[str]:
+    return sorted(p.parent.name for p in (REPO_ROOT / "models").glob("*/export.py"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--family", required=True, choices=_families(),
+                        help="model family (a package under models/)")
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", type=Path, help="HF checkpoint directory (local)")
+    src.add_argument("--tiny", action="store_true",
+                     help="write a tiny random checkpoint first and export it")
+    parser.add_argument("--out", type=Path, required=True, help="bundle output directory")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="default truncation length recorded in engine.json "
+                             "(default: min(512, model position limit))")
+    parser.add_argument("--seed", type=int, default=0, help="seed for --tiny")
+    parser.add_argument("--tiny-checkpoint-dir", type=Path, default=None,
+                        help="where --tiny writes its checkpoint (default: OUT/checkpoint)")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    args = parser.parse_args(argv)
+
+    if args.checkpoint is not None:
+        if not args.checkpoint.is_dir():
+            parser.error(f"--checkpoint {args.checkpoint}: not a directory")
+        if not (args.checkpoint / "config.json").is_file():
+            parser.error(f"--checkpoint {args.checkpoint}: no config.json (not a HF checkpoint)")
+    if args.tiny_checkpoint_dir is not None and not args.tiny:
+        parser.error("--tiny-checkpoint-dir only makes sense with --tiny")
+    if args.max_length is not None and args.max_length <= 0:
+        parser.error("--max-length must be positive")
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out {args.out}: exists and is not a directory")
+
+    import torch  # after argument checks, so --help and usage errors stay fast
+    torch.set_num_threads(max(1, args.threads))
+    family = importlib.import_module(f"models.{args.family}.export")
+
+    t0 = time.time()
+    checkpoint = args.checkpoint
+    if args.tiny:
+        checkpoint = args.tiny_checkpoint_dir or args.out / "checkpoint"
+        family.write_tiny_checkpoint(checkpoint, seed=args.seed)
+        print(f"tiny checkpoint: {Path(checkpoint).resolve()} ({time.time() - t0:.1f}s)")
+    try:
+        family.export_bundle(checkpoint, args.out, max_length=args.max_length)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"export failed: {e}", file=sys.stderr)
+        return 1
+    print(f"total {time.time() - t0:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
