@@ -119,9 +119,7 @@ OutputRecord error_record(int64_t line, const nlohmann::json& id, const std::str
   return output;
 }
 
-OutputRecord score_value(float score) {
-  return OutputRecord(std::stod(fmt::format("{}", score)));
-}
+OutputRecord score_value(float score) { return OutputRecord(score); }
 
 OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& scores,
                              int top_k) {

@@ -27,8 +27,10 @@ struct TaskRecord {
 // soon as the record's id is known, so that an error record can carry it.
 TaskRecord parse_record(const std::string& line, TaskKind kind, nlohmann::json& id);
 
-// Output records keep their keys in the order written.
-using OutputRecord = nlohmann::ordered_json;
+// Output records keep their keys in the order written, and hold scores as float32, so that they
+// print as the shortest decimal that reads back as the same float.
+using OutputRecord = nlohmann::basic_json<nlohmann::ordered_map, std::vector, std::string, bool,
+                                          std::int64_t, std::uint64_t, float>;
 
 // {"line", "id"?, "error"}
 OutputRecord error_record(int64_t line, const nlohmann::json& id, const std::string& message);
@@ -40,7 +42,6 @@ OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& s
 // {"id"?, "score"}
 OutputRecord score_output(const TaskRecord& record, float score);
 
-// A float32 score as the shortest decimal that reads back as the same float.
 OutputRecord score_value(float score);
 
 }  // namespace engine

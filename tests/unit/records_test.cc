@@ -105,6 +105,7 @@ TEST(RecordsTest, NanScoresSortLast) {
 
 TEST(RecordsTest, ScoresAreWrittenAsTheShortestExactFloat) {
   EXPECT_EQ(score_value(0.1f).dump(), "0.1");
+  EXPECT_EQ(score_value(-0.010565657f).dump(), "-0.010565657");
   EXPECT_EQ(static_cast<float>(score_value(0.1f).get<double>()), 0.1f);
   for (float score : {-3.4028235e38f, 1e-30f, 0.123456789f, -7.0f}) {
     EXPECT_EQ(static_cast<float>(score_value(score).get<double>()), score) << score;
