@@ -75,20 +75,24 @@ std::string ConfigNode::string(const std::string& key, std::optional<std::string
   return found.Scalar();
 }
 
-int64_t ConfigNode::integer(const std::string& key, int64_t min, int64_t max,
-                            std::optional<int64_t> fallback) const {
+template <typename T>
+T ConfigNode::typed(const std::string& key, std::optional<T> fallback,
+                    const char* expected) const {
   YAML::Node found = value(key);
-  int64_t result = 0;
   if (is_null_value(found)) {
     if (!fallback) fail(key, "required key is missing");
-    result = *fallback;
-  } else {
-    try {
-      result = found.as<int64_t>();
-    } catch (const YAML::Exception&) {
-      fail(key, fmt::format("expected an integer, found '{}'", found.Scalar()));
-    }
+    return *fallback;
   }
+  try {
+    return found.as<T>();
+  } catch (const YAML::Exception&) {
+    fail(key, fmt::format("expected {}, found '{}'", expected, found.Scalar()));
+  }
+}
+
+int64_t ConfigNode::integer(const std::string& key, int64_t min, int64_t max,
+                            std::optional<int64_t> fallback) const {
+  const auto result = typed<int64_t>(key, fallback, "an integer");
   if (result < min || result > max) {
     fail(key, fmt::format("value {} is out of range; expected {} to {}", result, min, max));
   }
@@ -97,18 +101,7 @@ int64_t ConfigNode::integer(const std::string& key, int64_t min, int64_t max,
 
 double ConfigNode::number(const std::string& key, double min, double max,
                           std::optional<double> fallback) const {
-  YAML::Node found = value(key);
-  double result = 0;
-  if (is_null_value(found)) {
-    if (!fallback) fail(key, "required key is missing");
-    result = *fallback;
-  } else {
-    try {
-      result = found.as<double>();
-    } catch (const YAML::Exception&) {
-      fail(key, fmt::format("expected a number, found '{}'", found.Scalar()));
-    }
-  }
+  const auto result = typed<double>(key, fallback, "a number");
   if (!std::isfinite(result) || result < min || result > max) {
     fail(key, fmt::format("value {} is out of range; expected {} to {}", result, min, max));
   }
@@ -116,16 +109,7 @@ double ConfigNode::number(const std::string& key, double min, double max,
 }
 
 bool ConfigNode::boolean(const std::string& key, std::optional<bool> fallback) const {
-  YAML::Node found = value(key);
-  if (is_null_value(found)) {
-    if (!fallback) fail(key, "required key is missing");
-    return *fallback;
-  }
-  try {
-    return found.as<bool>();
-  } catch (const YAML::Exception&) {
-    fail(key, fmt::format("expected true or false, found '{}'", found.Scalar()));
-  }
+  return typed<bool>(key, fallback, "true or false");
 }
 
 std::string ConfigNode::choice(const std::string& key, const std::vector<std::string>& allowed,

@@ -52,6 +52,8 @@ class ConfigNode {
 
  private:
   YAML::Node value(const std::string& key) const;  // the scalar, after recording the key
+  template <typename T>
+  T typed(const std::string& key, std::optional<T> fallback, const char* expected) const;
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
   YAML::Node node_;

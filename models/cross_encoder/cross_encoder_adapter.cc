@@ -7,6 +7,7 @@
 
 #include "engine/common/error.h"
 #include "engine/runtime/sequence_batch.h"
+#include "engine/text/instruction.h"
 
 namespace models::cross_encoder {
 namespace {
@@ -22,6 +23,8 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
     const auto& manifest = bundle_.manifest;
     num_labels_ = manifest.architecture.value("num_labels", 1);
     label_ = static_cast<int>(context.options.integer("label", 0, num_labels_ - 1, 0));
+    query_instruction_ = engine::InstructionTemplate(context.options, "query");
+    passage_instruction_ = engine::InstructionTemplate(context.options, "passage");
     context.options.reject_unknown_keys();
     check<ConfigError>(task_.max_length <= manifest.max_positions,
                        "task.max_length is {} but the model has {} positions; set "
@@ -35,9 +38,14 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
                                     std::string_view passage) const override {
     const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
     const auto max_length = static_cast<size_t>(task_.max_length);
-    std::vector<int64_t> query_ids = tokenizer.encode(query, query_max_tokens_);
+    std::vector<int64_t> query_ids =
+        query_instruction_.empty() ? tokenizer.encode(query, query_max_tokens_)
+                                   : tokenizer.encode(query_instruction_.apply(query),
+                                                      query_max_tokens_);
     const size_t room = max_length - tokenizer.special_token_count(true) - query_ids.size();
-    std::vector<int64_t> passage_ids = tokenizer.encode(passage, room);
+    std::vector<int64_t> passage_ids =
+        passage_instruction_.empty() ? tokenizer.encode(passage, room)
+                                     : tokenizer.encode(passage_instruction_.apply(passage), room);
     return {tokenizer.build_pair(query_ids, passage_ids)};
   }
 
@@ -73,6 +81,8 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
   int64_t num_labels_ = 1;
   int label_ = 0;
   size_t query_max_tokens_ = 0;
+  engine::InstructionTemplate query_instruction_;
+  engine::InstructionTemplate passage_instruction_;
 };
 
 }  // namespace

@@ -92,7 +92,7 @@ TEST_F(CliTest, OverlongLinesAreErrorRecords) {
 TEST_F(CliTest, SummaryReportsThroughputAndMemory) {
   const auto result = engine("--config " + write_config(
                                  R"({"id": 1, "text_a": "a b", "text_b": "c d"})" "\n", "score") +
-                             " --set logging.level=info");
+                             " --set logging.level=info --set logging.progress_interval_s=1e-9");
   ASSERT_EQ(result.status, 0) << result.output;
   EXPECT_NE(result.output.find("done: 1 records (0 error records), 1 pairs"), std::string::npos)
       << result.output;
@@ -100,6 +100,9 @@ TEST_F(CliTest, SummaryReportsThroughputAndMemory) {
   EXPECT_NE(result.output.find("tokens/s"), std::string::npos);
   EXPECT_NE(result.output.find("padding efficiency"), std::string::npos);
   EXPECT_NE(result.output.find("peak memory"), std::string::npos);
+  EXPECT_NE(result.output.find("progress: 1/1 records (100.0%)"), std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("ETA 0:00:00"), std::string::npos) << result.output;
   EXPECT_EQ(read_lines(dir_.path("out.jsonl")).size(), 1u);
 }
 
@@ -115,7 +118,13 @@ TEST_F(CliTest, ConfigurationErrorsExitWithStatus2AndSayWhere) {
       {"--config " + config + " --set batching.max_batch_size=zero", "expected an integer"},
       {"--config " + config + " --set model.path=/nonexistent", "does not exist"},
       {"--config " + config + " --set task.max_length=4096", "the model has 512 positions"},
-      {"--config " + config + " --set model.device=cuda:3", "no CUDA device is available"},
+      {"--config " + config + " --set model.device=cuda:97", "model.device is 'cuda:97' but"},
+      {"--config " + config + " --set model.options.lable=1",
+       "--set model.options.lable: unknown key 'lable'"},
+      {"--config " + config + " --set model.options.label=1", "value 1 is out of range; expected 0 to 0"},
+      {"--config " + config + " --set model.options.query_instruction=x" +
+           " --set \"model.options.query_instruction_format='{}:'\"",
+       "must hold exactly two {}: the instruction, then the text"},
       {"--config " + dir_.path("missing.yaml"), "missing.yaml"},
       {"", "--config is required"},
       {"--no-such-flag", "no-such-flag"},

@@ -49,14 +49,16 @@ class RerankerParityTest : public ::testing::Test {
     return outputs;
   }
 
-  void expect_flag_parity(int max_length) {
-    const auto reference = testing::read_json(
-        fixture_path("flag_reranker_" + std::to_string(max_length) + ".json"));
+  // Scores of the fixture pairs against FlagReranker's in `reference_file`, raw and normalized.
+  void expect_flag_parity(const std::string& reference_file, int max_length,
+                          const std::vector<std::string>& extra_overrides = {}) {
+    const auto reference = testing::read_json(fixture_path(reference_file));
     const auto pairs = read_lines(fixture_path("pairs.jsonl"));
     for (bool normalize : {false, true}) {
-      const auto outputs = run_job(pairs, "score",
-                                   {"task.max_length=" + std::to_string(max_length),
-                                    std::string("task.normalize=") + (normalize ? "true" : "false")});
+      std::vector<std::string> overrides = extra_overrides;
+      overrides.push_back("task.max_length=" + std::to_string(max_length));
+      overrides.push_back(std::string("task.normalize=") + (normalize ? "true" : "false"));
+      const auto outputs = run_job(pairs, "score", overrides);
       const auto& expected = reference.at(normalize ? "normalized" : "raw");
       ASSERT_EQ(outputs.size(), expected.size());
       double worst = 0;
@@ -67,7 +69,7 @@ class RerankerParityTest : public ::testing::Test {
         worst = std::max(worst, difference);
         EXPECT_LE(difference, kParityTolerance) << "pair " << i << ": " << pairs[i];
       }
-      std::cout << "max_length " << max_length << (normalize ? " normalized" : " raw")
+      std::cout << reference_file << (normalize ? " normalized" : " raw")
                 << ": max |engine - FlagReranker| = " << worst << "\n";
     }
   }
@@ -75,9 +77,20 @@ class RerankerParityTest : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(RerankerParityTest, ScoresEqualFlagRerankerAtMaxLength512) { expect_flag_parity(512); }
+TEST_F(RerankerParityTest, ScoresEqualFlagRerankerAtMaxLength512) {
+  expect_flag_parity("flag_reranker_512.json", 512);
+}
 
-TEST_F(RerankerParityTest, ScoresEqualFlagRerankerAtMaxLength64) { expect_flag_parity(64); }
+TEST_F(RerankerParityTest, ScoresEqualFlagRerankerAtMaxLength64) {
+  expect_flag_parity("flag_reranker_64.json", 64);
+}
+
+TEST_F(RerankerParityTest, InstructionsAreAppliedAsFlagRerankerDoes) {
+  expect_flag_parity("flag_reranker_instructions.json", 128,
+                     {"model.options.query_instruction='Find the passage that answers: '",
+                      "model.options.passage_instruction=passage",
+                      "model.options.passage_instruction_format='[{}]\\n{}'"});
+}
 
 // Rerank records made from the fixture pairs: a few passages per query, with ids.
 std::vector<std::string> rerank_records() {

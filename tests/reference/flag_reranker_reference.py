@@ -35,13 +35,13 @@ def read_pairs(path: Path) -> list[list[str]]:
 
 
 def flag_scores(checkpoint: Path, pairs: list[list[str]], max_length: int,
-                batch_size: int) -> dict:
+                batch_size: int, instructions: dict) -> dict:
     import torch
     from FlagEmbedding import FlagReranker
 
     torch.set_num_threads(2)
     reranker = FlagReranker(str(checkpoint), use_fp16=False, devices="cpu",
-                            batch_size=batch_size)
+                            batch_size=batch_size, **instructions)
     raw = reranker.compute_score(pairs, normalize=False, max_length=max_length,
                                  batch_size=batch_size)
     normalized = reranker.compute_score(pairs, normalize=True, max_length=max_length,
@@ -56,14 +56,24 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--query-instruction", default=None)
+    parser.add_argument("--query-instruction-format", default="{}{}")
+    parser.add_argument("--passage-instruction", default=None)
+    parser.add_argument("--passage-instruction-format", default="{}{}")
     args = parser.parse_args()
+    instructions = {
+        "query_instruction_for_rerank": args.query_instruction,
+        "query_instruction_format": args.query_instruction_format,
+        "passage_instruction_for_rerank": args.passage_instruction,
+        "passage_instruction_format": args.passage_instruction_format,
+    }
     if not (args.checkpoint / "config.json").is_file():
         parser.error(f"{args.checkpoint}: no config.json")
     if not args.pairs.is_file():
         parser.error(f"{args.pairs}: not a file")
 
     result = flag_scores(args.checkpoint, read_pairs(args.pairs), args.max_length,
-                         args.batch_size)
+                         args.batch_size, instructions)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     raw = result["raw"]

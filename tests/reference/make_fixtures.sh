@@ -17,4 +17,8 @@ for length in 512 64; do
   $PY tests/reference/flag_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/checkpoint" \
     --pairs "$OUT/pairs.jsonl" --max-length "$length" --out "$OUT/flag_reranker_$length.json"
 done
-touch "$OUT/.complete"
+# Instructions as FlagReranker applies them (query_instruction_for_rerank and its format).
+$PY tests/reference/flag_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/checkpoint" \
+  --pairs "$OUT/pairs.jsonl" --max-length 128 --out "$OUT/flag_reranker_instructions.json" \
+  --query-instruction "Find the passage that answers: " --query-instruction-format "{}{}" \
+  --passage-instruction "passage" --passage-instruction-format "[{}]\\n{}"
