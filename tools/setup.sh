@@ -41,7 +41,7 @@ check_cuda_toolkit() {
 install_python_environment() {
   local stamp=.venv/.requirements.sha256
   local want
-  want=$(cat requirements.txt requirements.lock | sha256sum | cut -d' ' -f1)
+  want=$(cat requirements.txt requirements.lock requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "Python environment up to date"
     return
@@ -50,6 +50,7 @@ install_python_environment() {
   [ -x .venv/bin/python ] || python3 -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip==26.3
   .venv/bin/python -m pip install -q -r requirements.txt -c requirements.lock
+  .venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
   echo "$want" > "$stamp"
 }
 

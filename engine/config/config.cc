@@ -80,6 +80,12 @@ void read_task(const ConfigNode& node, TaskConfig& task) {
   task.max_length = static_cast<int>(node.integer("max_length", 16, 1 << 20, 512));
   task.normalize = node.boolean("normalize", false);
   task.top_k = static_cast<int>(node.integer("top_k", 0, kMaxInt, 0));
+  task.long_passages = node.choice("long_passages", {"truncate", "chunk_max"}, "truncate") ==
+                               "chunk_max"
+                           ? LongPassages::kChunkMax
+                           : LongPassages::kTruncate;
+  task.chunk_overlap = static_cast<int>(node.integer("chunk_overlap", 0, 1 << 16, 80));
+  task.max_passage_chars = node.integer("max_passage_chars", 1, 1LL << 40, 128000);
 }
 
 void read_batching(const ConfigNode& node, BatchingConfig& batching) {

@@ -11,6 +11,9 @@
 namespace engine {
 
 enum class TaskKind { kRerank, kScore };
+// What a family does with a passage longer than its window: cut it, or score overlapping chunks
+// and keep the best (BCEmbedding's reranker).
+enum class LongPassages { kTruncate, kChunkMax };
 
 struct ModelConfig {
   std::string path;              // the bundle directory
@@ -27,6 +30,9 @@ struct TaskConfig {
   int max_length = 512;   // tokens per sequence, special tokens included
   bool normalize = false; // sigmoid on the raw score
   int top_k = 0;          // 0 keeps every passage
+  LongPassages long_passages = LongPassages::kTruncate;
+  int chunk_overlap = 80;             // tokens shared by neighbouring chunks (at most window / 4)
+  int64_t max_passage_chars = 128000; // chunk_max: passages are cut to this many characters first
 };
 
 struct BatchingConfig {

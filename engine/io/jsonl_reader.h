@@ -35,8 +35,4 @@ class JsonlReader {
 // Number of lines next() will return for the file; used for progress and ETA.
 int64_t count_lines(const std::string& path);
 
-// Index of the first byte that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no
-// surrogates, nothing past U+10FFFF), or npos when the whole text is valid.
-size_t find_invalid_utf8(const std::string& text);
-
 }  // namespace engine

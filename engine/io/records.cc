@@ -8,6 +8,7 @@
 
 #include "engine/common/error.h"
 #include "engine/io/jsonl_reader.h"
+#include "engine/text/utf8.h"
 
 namespace engine {
 namespace {

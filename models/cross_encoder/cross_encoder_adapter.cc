@@ -7,7 +7,7 @@
 
 #include "engine/common/error.h"
 #include "engine/runtime/sequence_batch.h"
-#include "engine/text/instruction.h"
+#include "models/cross_encoder/pair_encoder.h"
 
 namespace models::cross_encoder {
 namespace {
@@ -19,34 +19,22 @@ using engine::Encoding;
 class CrossEncoderAdapter : public engine::FamilyAdapter {
  public:
   explicit CrossEncoderAdapter(const engine::AdapterContext& context)
-      : bundle_(context.bundle), task_(context.task) {
+      : bundle_(context.bundle),
+        task_(context.task),
+        pairs_(*context.bundle.tokenizer, context.task, context.options) {
     const auto& manifest = bundle_.manifest;
     num_labels_ = manifest.architecture.value("num_labels", 1);
     label_ = static_cast<int>(context.options.integer("label", 0, num_labels_ - 1, 0));
-    query_instruction_ = engine::InstructionTemplate(context.options, "query");
-    passage_instruction_ = engine::InstructionTemplate(context.options, "passage");
     context.options.reject_unknown_keys();
     check<ConfigError>(task_.max_length <= manifest.max_positions,
                        "task.max_length is {} but the model has {} positions; set "
                        "task.max_length to at most {}",
                        task_.max_length, manifest.max_positions, manifest.max_positions);
-    // FlagReranker caps the query at 3/4 of max_length; the passage takes what is left.
-    query_max_tokens_ = static_cast<size_t>(task_.max_length) * 3 / 4;
   }
 
   std::vector<Encoding> encode_pair(std::string_view query,
                                     std::string_view passage) const override {
-    const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
-    const auto max_length = static_cast<size_t>(task_.max_length);
-    std::vector<int64_t> query_ids =
-        query_instruction_.empty() ? tokenizer.encode(query, query_max_tokens_)
-                                   : tokenizer.encode(query_instruction_.apply(query),
-                                                      query_max_tokens_);
-    const size_t room = max_length - tokenizer.special_token_count(true) - query_ids.size();
-    std::vector<int64_t> passage_ids =
-        passage_instruction_.empty() ? tokenizer.encode(passage, room)
-                                     : tokenizer.encode(passage_instruction_.apply(passage), room);
-    return {tokenizer.build_pair(query_ids, passage_ids)};
+    return pairs_.encode(query, passage);
   }
 
   std::vector<float> score(const std::vector<const Encoding*>& batch,
@@ -70,9 +58,11 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
   }
 
   std::string describe() const override {
-    return fmt::format("cross-encoder: logit {} of {}{}, query capped at {} tokens", label_,
-                       num_labels_, task_.normalize ? " through a sigmoid" : "",
-                       query_max_tokens_);
+    return fmt::format("cross-encoder: logit {} of {}{}, long passages {}", label_, num_labels_,
+                       task_.normalize ? " through a sigmoid" : "",
+                       task_.long_passages == engine::LongPassages::kChunkMax
+                           ? "scored in overlapping chunks, best chunk kept"
+                           : "truncated");
   }
 
  private:
@@ -80,9 +70,7 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
   const engine::TaskConfig& task_;
   int64_t num_labels_ = 1;
   int label_ = 0;
-  size_t query_max_tokens_ = 0;
-  engine::InstructionTemplate query_instruction_;
-  engine::InstructionTemplate passage_instruction_;
+  PairEncoder pairs_;
 };
 
 }  // namespace

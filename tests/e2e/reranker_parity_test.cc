@@ -40,8 +40,8 @@ class RerankerParityTest : public ::testing::Test {
     auto adapter = make_adapter(bundle.manifest.family,
                                 {bundle, config.task, *config.model.family_options});
     auto memory = make_device_memory(bundle.device);
-    JobSummary summary = run_batch_job(config, *adapter, *memory);
-    EXPECT_EQ(summary.records, static_cast<int64_t>(input_lines.size()));
+    last_summary_ = run_batch_job(config, *adapter, *memory);
+    EXPECT_EQ(last_summary_.records, static_cast<int64_t>(input_lines.size()));
     std::vector<nlohmann::json> outputs;
     for (const auto& line : read_lines(dir_.path("out.jsonl"))) {
       outputs.push_back(nlohmann::json::parse(line));
@@ -75,6 +75,7 @@ class RerankerParityTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  JobSummary last_summary_;
 };
 
 TEST_F(RerankerParityTest, ScoresEqualFlagRerankerAtMaxLength512) {
@@ -90,6 +91,29 @@ TEST_F(RerankerParityTest, InstructionsAreAppliedAsFlagRerankerDoes) {
                      {"model.options.query_instruction='Find the passage that answers: '",
                       "model.options.passage_instruction=passage",
                       "model.options.passage_instruction_format='[{}]\\n{}'"});
+}
+
+TEST_F(RerankerParityTest, ChunkedLongPassagesEqualBCEmbedding) {
+  const auto reference = testing::read_json(fixture_path("bce_reranker_256.json"));
+  const auto records = read_lines(fixture_path("bce_records.jsonl"));
+  const auto outputs = run_job(records, "rerank",
+                               {"task.max_length=256", "task.long_passages=chunk_max",
+                                "task.normalize=true", "batching.max_batch_size=5"});
+  EXPECT_GT(last_summary_.sequences, last_summary_.pairs + 20)
+      << "the fixture must hold passages of several chunks";
+  ASSERT_EQ(outputs.size(), records.size());
+  double worst = 0;
+  for (const auto& output : outputs) {
+    const auto& expected = reference.at(output.at("id").get<std::string>());
+    ASSERT_EQ(output.at("results").size(), expected.size());
+    for (const auto& result : output.at("results")) {
+      const double difference = std::abs(result.at("score").get<double>() -
+                                         expected.at(result.at("index").get<size_t>()).get<double>());
+      worst = std::max(worst, difference);
+      EXPECT_LE(difference, kParityTolerance) << output.at("id") << " passage " << result.at("index");
+    }
+  }
+  std::cout << "chunk_max: max |engine - BCEmbedding| = " << worst << "\n";
 }
 
 // Rerank records made from the fixture pairs: a few passages per query, with ids.

@@ -22,3 +22,6 @@ $PY tests/reference/flag_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/chec
   --pairs "$OUT/pairs.jsonl" --max-length 128 --out "$OUT/flag_reranker_instructions.json" \
   --query-instruction "Find the passage that answers: " --query-instruction-format "{}{}" \
   --passage-instruction "passage" --passage-instruction-format "[{}]\\n{}"
+# Long passages scored in overlapping chunks, as BCEmbedding's RerankerModel.rerank does it.
+$PY tests/reference/bce_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/checkpoint" \
+  --records "$OUT/bce_records.jsonl" --out "$OUT/bce_reranker_256.json" --max-length 256

@@ -55,6 +55,8 @@ TEST_F(ConfigTest, DefaultsAndPathsRelativeToTheConfigFile) {
   EXPECT_EQ(config.task.max_length, 512);
   EXPECT_FALSE(config.task.normalize);
   EXPECT_EQ(config.task.top_k, 0);
+  EXPECT_EQ(config.task.long_passages, LongPassages::kTruncate);
+  EXPECT_EQ(config.task.chunk_overlap, 80);
   EXPECT_EQ(config.batching.max_batch_size, 32);
   EXPECT_EQ(config.batching.max_tokens, 16384);
   EXPECT_EQ(config.io.max_line_bytes, 64LL << 20);
@@ -65,6 +67,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
       "model:\n  path: bundle\n  device: cpu\n  dtype: bf16\n  threads: 3\n"
       "  verify_checksum: false\n"
       "task:\n  kind: score\n  max_length: 128\n  normalize: true\n  top_k: 5\n"
+      "  long_passages: chunk_max\n  chunk_overlap: 40\n  max_passage_chars: 1000\n"
       "batching:\n  max_batch_size: 7\n  max_tokens: 4096\n  window: 100\n  pad_multiple: 1\n"
       "input:\n  path: in.jsonl\n  max_line_bytes: 2MiB\n"
       "output:\n  path: o.jsonl\n"
@@ -78,6 +81,9 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(config.task.max_length, 128);
   EXPECT_TRUE(config.task.normalize);
   EXPECT_EQ(config.task.top_k, 5);
+  EXPECT_EQ(config.task.long_passages, LongPassages::kChunkMax);
+  EXPECT_EQ(config.task.chunk_overlap, 40);
+  EXPECT_EQ(config.task.max_passage_chars, 1000);
   EXPECT_EQ(config.batching.max_batch_size, 7);
   EXPECT_EQ(config.batching.max_tokens, 4096);
   EXPECT_EQ(config.batching.window, 100);

@@ -1,4 +1,5 @@
 #include "engine/io/jsonl_reader.h"
+#include "engine/text/utf8.h"
 
 #include <gtest/gtest.h>
 
@@ -59,6 +60,14 @@ TEST(Utf8Test, FindsTheFirstInvalidByte) {
   EXPECT_EQ(find_invalid_utf8("ok\x80"), 2u);               // stray continuation
   EXPECT_EQ(find_invalid_utf8("\xFF"), 0u);
   EXPECT_EQ(find_invalid_utf8("\xF4\x8F\xBF\xBF"), std::string::npos);  // U+10FFFF itself
+}
+
+TEST(Utf8Test, PrefixCountsCharactersNotBytes) {
+  EXPECT_EQ(utf8_prefix("abc", 2), "ab");
+  EXPECT_EQ(utf8_prefix("abc", 5), "abc");
+  EXPECT_EQ(utf8_prefix("abc", 0), "");
+  EXPECT_EQ(utf8_prefix("\xE5\xA4\xA7\xE7\x86\x8A\xE7\x8C\xAB", 2), "\xE5\xA4\xA7\xE7\x86\x8A");
+  EXPECT_EQ(utf8_prefix("a\xF0\x9F\x90\xBC" "b", 2), "a\xF0\x9F\x90\xBC");
 }
 
 }  // namespace

@@ -1,0 +1,118 @@
+// Pair building of the cross-encoder family on exact boundaries, with a tokenizer that gives one
+// id per character, so lengths are easy to count.
+#include "models/cross_encoder/pair_encoder.h"
+
+#include <gtest/gtest.h>
+
+#include "engine/common/error.h"
+
+namespace models::cross_encoder {
+namespace {
+
+using engine::Encoding;
+
+// "<s> a </s></s> b </s>" with <s>=0, </s>=2; every character of a text is the id 100 + its
+// position in the alphabet, so a chunk is recognisable by its first id.
+class CharTokenizer : public engine::Tokenizer {
+ public:
+  Encoding build_single(const std::vector<int64_t>& ids) const override {
+    Encoding encoding;
+    encoding.ids = {0};
+    encoding.ids.insert(encoding.ids.end(), ids.begin(), ids.end());
+    encoding.ids.push_back(2);
+    encoding.type_ids.assign(encoding.ids.size(), 0);
+    return encoding;
+  }
+  Encoding build_pair(const std::vector<int64_t>& first,
+                      const std::vector<int64_t>& second) const override {
+    Encoding encoding = build_single(first);
+    encoding.ids.push_back(2);
+    encoding.ids.insert(encoding.ids.end(), second.begin(), second.end());
+    encoding.ids.push_back(2);
+    encoding.type_ids.assign(encoding.ids.size(), 0);
+    return encoding;
+  }
+  size_t special_token_count(bool pair) const override { return pair ? 4 : 2; }
+  std::string id_to_piece(int64_t id) const override { return std::to_string(id); }
+  int64_t vocab_size() const override { return 100000; }
+  const engine::SpecialTokenIds& special_tokens() const override { return special_; }
+
+ protected:
+  std::vector<int64_t> encode_all(std::string_view text) const override {
+    std::vector<int64_t> ids;
+    for (size_t i = 0; i < text.size(); ++i) ids.push_back(1000 + static_cast<int64_t>(i));
+    return ids;
+  }
+
+ private:
+  engine::SpecialTokenIds special_{0, 2, 1, 3, -1};
+};
+
+class PairEncoderTest : public ::testing::Test {
+ protected:
+  std::vector<Encoding> encode(const engine::TaskConfig& task, size_t query_chars,
+                               size_t passage_chars) {
+    PairEncoder encoder(tokenizer_, task, options_);
+    return encoder.encode(std::string(query_chars, 'q'), std::string(passage_chars, 'p'));
+  }
+
+  CharTokenizer tokenizer_;
+  engine::ConfigNode options_{YAML::Node(), "model.options",
+                              std::make_shared<engine::ConfigSource>()};
+};
+
+TEST_F(PairEncoderTest, TruncateCapsTheQueryAtThreeQuartersAndFillsTheRest) {
+  engine::TaskConfig task;
+  task.max_length = 64;
+  auto sequences = encode(task, 100, 100);
+  ASSERT_EQ(sequences.size(), 1u);
+  EXPECT_EQ(sequences[0].size(), 64u);  // 48 query + 12 passage + 4 special
+  EXPECT_EQ(sequences[0].ids[48], 1047) << "the query's 48th character is the last kept";
+  EXPECT_EQ(sequences[0].ids[49], 2);
+  sequences = encode(task, 10, 20);
+  EXPECT_EQ(sequences[0].size(), 34u) << "short pairs are not padded";
+}
+
+TEST_F(PairEncoderTest, ChunkMaxCutsOverlappingWindows) {
+  engine::TaskConfig task;
+  task.max_length = 200;
+  task.long_passages = engine::LongPassages::kChunkMax;
+  task.chunk_overlap = 80;
+  // Query of 16: window = 200 - 16 - 4 = 180, overlap = min(80, 180 / 4) = 45.
+  EXPECT_EQ(encode(task, 16, 180).size(), 1u) << "a passage that fits is one sequence";
+  const auto sequences = encode(task, 16, 300);
+  ASSERT_EQ(sequences.size(), 2u);
+  // Chunks start at 0 and 180 - 45 = 135; the second ends with the passage.
+  EXPECT_EQ(sequences[0].ids[16 + 3], 1000);
+  EXPECT_EQ(sequences[0].size(), 200u);
+  EXPECT_EQ(sequences[1].ids[16 + 3], 1135);
+  EXPECT_EQ(sequences[1].size(), 16u + 4 + 165);
+  EXPECT_EQ(encode(task, 16, 450).size(), 3u) << "windows 0, 135 and 270 end at 450";
+  EXPECT_EQ(encode(task, 16, 451).size(), 4u);
+}
+
+TEST_F(PairEncoderTest, ChunkMaxRefusesAQueryThatLeavesNoWindow) {
+  engine::TaskConfig task;
+  task.max_length = 128;
+  task.long_passages = engine::LongPassages::kChunkMax;
+  // Window 101, overlap 25: chunks start at 0, 76, ..., 456.
+  EXPECT_EQ(encode(task, 23, 500).size(), 7u) << "window 101 is enough";
+  try {
+    encode(task, 24, 500);
+    FAIL() << "a window of 100 must be refused";
+  } catch (const engine::RecordError& error) {
+    EXPECT_NE(std::string(error.what()).find("leaving 100 for passage chunks"), std::string::npos)
+        << error.what();
+  }
+}
+
+TEST_F(PairEncoderTest, ChunkMaxCutsPassagesToMaxPassageChars) {
+  engine::TaskConfig task;
+  task.max_length = 200;
+  task.long_passages = engine::LongPassages::kChunkMax;
+  task.max_passage_chars = 180;
+  EXPECT_EQ(encode(task, 16, 100000).size(), 1u);
+}
+
+}  // namespace
+}  // namespace models::cross_encoder
