@@ -111,10 +111,16 @@ int tokenize_command(const std::string& model_dir, bool pair, int max_length,
   std::vector<Encoding> sequences;
   if (pair) {
     TaskConfig task;
+    task.kind = TaskKind::kScore;
     task.max_length = max_length;
     ConfigNode no_options(YAML::Node(), "model.options", std::make_shared<ConfigSource>());
     auto adapter = make_adapter(bundle.manifest.family, {bundle, task, no_options});
-    sequences = adapter->encode_pair(texts[0], texts[1]);
+    TaskRecord record;
+    record.query = texts[0];
+    record.passages.push_back({texts[1], nullptr});
+    for (PlannedSequence& planned : adapter->plan(record)) {
+      sequences.push_back(std::move(planned.encoding));
+    }
   } else {
     const size_t room = static_cast<size_t>(max_length) - tokenizer.special_token_count(false);
     sequences.push_back(tokenizer.build_single(tokenizer.encode(texts[0], room)));

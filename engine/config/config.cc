@@ -74,8 +74,10 @@ void read_model(const ConfigNode& node, ModelConfig& model) {
 }
 
 void read_task(const ConfigNode& node, TaskConfig& task) {
-  std::string kind = node.choice("kind", {"rerank", "score"}, std::nullopt);
-  task.kind = kind == "rerank" ? TaskKind::kRerank : TaskKind::kScore;
+  const std::string kind = node.choice("kind", {"rerank", "score", "embed"}, std::nullopt);
+  task.kind = kind == "rerank" ? TaskKind::kRerank
+              : kind == "score" ? TaskKind::kScore
+                                : TaskKind::kEmbed;
   // 16 is the least length at which a query capped at 3/4 still leaves room for special tokens.
   task.max_length = static_cast<int>(node.integer("max_length", 16, 1 << 20, 512));
   task.normalize = node.boolean("normalize", false);
@@ -111,7 +113,14 @@ void read_io(const ConfigNode& input, const ConfigNode& output, IoConfig& io) {
 
 }  // namespace
 
-const char* task_name(TaskKind kind) { return kind == TaskKind::kRerank ? "rerank" : "score"; }
+const char* task_name(TaskKind kind) {
+  switch (kind) {
+    case TaskKind::kRerank: return "rerank";
+    case TaskKind::kScore: return "score";
+    case TaskKind::kEmbed: return "embed";
+  }
+  return "unknown";
+}
 
 Config parse_config(const std::string& yaml_text, const std::string& file,
                     const std::vector<std::string>& overrides) {

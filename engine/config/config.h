@@ -10,7 +10,7 @@
 
 namespace engine {
 
-enum class TaskKind { kRerank, kScore };
+enum class TaskKind { kRerank, kScore, kEmbed };
 // What a family does with a passage longer than its window: cut it, or score overlapping chunks
 // and keep the best (BCEmbedding's reranker).
 enum class LongPassages { kTruncate, kChunkMax };

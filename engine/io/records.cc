@@ -102,6 +102,11 @@ TaskRecord parse_record(const std::string& line, TaskKind kind, nlohmann::json& 
     }
     return record;
   }
+  if (kind == TaskKind::kEmbed) {
+    check<RecordError>(object.contains("text"), "missing \"text\"");
+    record.query = text_field(object, "text", "\"text\"");
+    return record;
+  }
   const char* first = present_key(object, {"text_a", "query"});
   const char* second = present_key(object, {"text_b", "passage"});
   check<RecordError>(first && second,

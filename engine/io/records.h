@@ -16,7 +16,8 @@ struct PassageInput {
   nlohmann::json id;  // null when the passage was a bare string
 };
 
-// A parsed input record: a query with its passages. A score record is a query with one passage.
+// A parsed input record: a query with its passages. A score record is a query with one passage;
+// an embed record is its text in `query`, without passages.
 struct TaskRecord {
   nlohmann::json id;  // null when the record has none
   std::string query;

@@ -1,7 +1,6 @@
 #include "engine/jobs/batch_job.h"
 
 #include <algorithm>
-#include <limits>
 #include <optional>
 
 #include <spdlog/spdlog.h>
@@ -21,45 +20,34 @@ struct PendingRecord {
   nlohmann::json id;
   std::optional<TaskRecord> record;  // empty for an error record
   std::string error;
-  std::vector<float> scores;  // per passage: the best of its sequences
+  std::vector<PlannedSequence> plan;
+  std::vector<SequenceResult> results;  // one per planned sequence
 };
 
-// Records read together, and the sequences they need scored.
+// Records read together, and where each of their sequences is.
 struct Window {
   std::vector<PendingRecord> records;
-  std::vector<Encoding> sequences;
-  std::vector<std::pair<size_t, size_t>> owners;  // sequence -> (record, passage)
+  std::vector<std::pair<size_t, size_t>> sequences;  // (record, index in its plan)
 };
 
 void add_line(Window& window, const InputLine& line, TaskKind kind, const FamilyAdapter& adapter) {
   PendingRecord pending;
   pending.line = line.number;
-  std::vector<Encoding> sequences;
-  std::vector<size_t> passage_of;
   try {
     check<RecordError>(!line.too_long,
                        "line of {} bytes is longer than input.max_line_bytes; raise the limit "
                        "or shorten the record",
                        line.bytes);
     TaskRecord record = parse_record(line.text, kind, pending.id);
-    for (size_t p = 0; p < record.passages.size(); ++p) {
-      for (Encoding& encoding : adapter.encode_pair(record.query, record.passages[p].text)) {
-        sequences.push_back(std::move(encoding));
-        passage_of.push_back(p);
-      }
-    }
-    pending.scores.assign(record.passages.size(), -std::numeric_limits<float>::infinity());
+    pending.plan = adapter.plan(record);
+    pending.results.resize(pending.plan.size());
     pending.record = std::move(record);
   } catch (const RecordError& error) {
     pending.error = error.what();
-    sequences.clear();
-    passage_of.clear();
+    pending.plan.clear();
   }
   const size_t record_index = window.records.size();
-  for (size_t i = 0; i < sequences.size(); ++i) {
-    window.sequences.push_back(std::move(sequences[i]));
-    window.owners.emplace_back(record_index, passage_of[i]);
-  }
+  for (size_t i = 0; i < pending.plan.size(); ++i) window.sequences.emplace_back(record_index, i);
   window.records.push_back(std::move(pending));
 }
 
@@ -105,19 +93,23 @@ class JobRunner {
   void score_window(Window& window) {
     std::vector<size_t> lengths;
     lengths.reserve(window.sequences.size());
-    for (const Encoding& sequence : window.sequences) lengths.push_back(sequence.size());
+    for (const auto& [record, index] : window.sequences) {
+      lengths.push_back(window.records[record].plan[index].encoding.size());
+    }
     size_t scored = 0;
     for (const BatchPlan& plan : cut_batches(lengths, limits_)) {
       std::vector<const Encoding*> batch;
-      for (size_t index : plan.indices) batch.push_back(&window.sequences[index]);
-      const std::vector<float> scores = adapter_.score(batch, plan.padded_length);
-      check<std::runtime_error>(scores.size() == batch.size(),
-                                "the model gave {} scores for a batch of {}", scores.size(),
+      for (size_t sequence : plan.indices) {
+        const auto [record, index] = window.sequences[sequence];
+        batch.push_back(&window.records[record].plan[index].encoding);
+      }
+      std::vector<SequenceResult> results = adapter_.run(batch, plan.padded_length);
+      check<std::runtime_error>(results.size() == batch.size(),
+                                "the model gave {} results for a batch of {}", results.size(),
                                 batch.size());
-      for (size_t i = 0; i < scores.size(); ++i) {
-        const auto [record, passage] = window.owners[plan.indices[i]];
-        float& best = window.records[record].scores[passage];
-        best = std::max(best, scores[i]);
+      for (size_t i = 0; i < results.size(); ++i) {
+        const auto [record, index] = window.sequences[plan.indices[i]];
+        window.records[record].results[index] = std::move(results[i]);
       }
       summary_.batches += 1;
       summary_.real_tokens += static_cast<int64_t>(plan.real_tokens);
@@ -137,11 +129,8 @@ class JobRunner {
       spdlog::debug("line {}: {}", pending.line, pending.error);
       return error_record(pending.line, pending.id, pending.error);
     }
-    summary_.pairs += static_cast<int64_t>(pending.scores.size());
-    if (config_.task.kind == TaskKind::kScore) {
-      return score_output(*pending.record, pending.scores.front());
-    }
-    return rerank_output(*pending.record, pending.scores, config_.task.top_k);
+    summary_.pairs += static_cast<int64_t>(std::max<size_t>(pending.record->passages.size(), 1));
+    return adapter_.finish(*pending.record, pending.plan, pending.results);
   }
 
   const Config& config_;

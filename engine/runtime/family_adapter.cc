@@ -30,7 +30,11 @@ std::unique_ptr<FamilyAdapter> make_adapter(const std::string& family,
                                   "known families: {}",
                                   context.bundle.manifest.directory, family, known));
   }
-  return found->second(context);
+  std::unique_ptr<FamilyAdapter> adapter = found->second(context);
+  check<ConfigError>(adapter->serves(context.task.kind),
+                     "task.kind is '{}' but the {} model at {} does not serve it",
+                     task_name(context.task.kind), family, context.bundle.manifest.directory);
+  return adapter;
 }
 
 }  // namespace engine

@@ -1,13 +1,14 @@
-// The seam between the engine and a model family (models/<family>/): the family turns records
-// into token sequences and model outputs into scores. Nothing under engine/ names a family.
+// The seam between the engine and a model family (models/<family>/): the family turns a record
+// into token sequences, a batch of sequences into results, and a record's results into its
+// output line. Nothing under engine/ names a family.
 #pragma once
 
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "engine/config/config.h"
+#include "engine/io/records.h"
 #include "engine/runtime/model_bundle.h"
 #include "engine/text/tokenizer.h"
 
@@ -19,19 +20,38 @@ struct AdapterContext {
   const ConfigNode& options;  // model.options; the adapter rejects keys it does not know
 };
 
+// A sequence a record needs, and the slot of the record it serves (the adapter's to define: a
+// passage index, the query, a chunk's passage).
+struct PlannedSequence {
+  Encoding encoding;
+  int slot = 0;
+};
+
+// What the model produced for one sequence; each family fills what it computes.
+struct SequenceResult {
+  float score = 0;                   // scoring families, after the activation
+  std::vector<float> vector;         // one vector per sequence (pooled, CLS)
+  std::vector<float> token_weights;  // one weight per real token
+  std::vector<float> token_vectors;  // [tokens x hidden], row-major
+};
+
 class FamilyAdapter {
  public:
   virtual ~FamilyAdapter() = default;
 
-  // The sequences that score one (query, passage) pair: one, or several when a long passage is
-  // cut into windows, in which case the pair's score is the best window's. Throws RecordError.
-  virtual std::vector<Encoding> encode_pair(std::string_view query,
-                                            std::string_view passage) const = 0;
+  // Whether the family serves `kind`; the job refuses a task it does not serve.
+  virtual bool serves(TaskKind kind) const = 0;
 
-  // One score per sequence, in order, after the family's activation. `padded_length` is the
-  // length every sequence is padded to.
-  virtual std::vector<float> score(const std::vector<const Encoding*>& batch,
-                                   size_t padded_length) = 0;
+  // The sequences `record` needs. Throws RecordError for a record that cannot be served.
+  virtual std::vector<PlannedSequence> plan(const TaskRecord& record) const = 0;
+
+  // Runs one batch padded to `padded_length`: one result per sequence, in order.
+  virtual std::vector<SequenceResult> run(const std::vector<const Encoding*>& batch,
+                                          size_t padded_length) = 0;
+
+  // The output line of `record` from the results of its planned sequences, in plan order.
+  virtual OutputRecord finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
+                              const std::vector<SequenceResult>& results) const = 0;
 
   // One line for `engine check`: what the adapter computes.
   virtual std::string describe() const = 0;
@@ -40,7 +60,8 @@ class FamilyAdapter {
 using AdapterFactory = std::unique_ptr<FamilyAdapter> (*)(const AdapterContext&);
 
 void register_family(const std::string& name, AdapterFactory factory);
-// Throws ConfigError naming the registered families when `family` is not one of them.
+// Throws ConfigError naming the registered families when `family` is not one of them, or when the
+// family does not serve the context's task.
 std::unique_ptr<FamilyAdapter> make_adapter(const std::string& family,
                                             const AdapterContext& context);
 

@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 
 #include "engine/common/error.h"
+#include "engine/runtime/pair_scoring_adapter.h"
 #include "engine/runtime/sequence_batch.h"
 #include "models/cross_encoder/pair_encoder.h"
 
@@ -16,11 +17,11 @@ using engine::check;
 using engine::ConfigError;
 using engine::Encoding;
 
-class CrossEncoderAdapter : public engine::FamilyAdapter {
+class CrossEncoderAdapter : public engine::PairScoringAdapter {
  public:
   explicit CrossEncoderAdapter(const engine::AdapterContext& context)
-      : bundle_(context.bundle),
-        task_(context.task),
+      : PairScoringAdapter(context.task),
+        bundle_(context.bundle),
         pairs_(*context.bundle.tokenizer, context.task, context.options) {
     const auto& manifest = bundle_.manifest;
     num_labels_ = manifest.architecture.value("num_labels", 1);
@@ -37,8 +38,8 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
     return pairs_.encode(query, passage);
   }
 
-  std::vector<float> score(const std::vector<const Encoding*>& batch,
-                           size_t padded_length) override {
+  std::vector<engine::SequenceResult> run(const std::vector<const Encoding*>& batch,
+                                          size_t padded_length) override {
     c10::InferenceMode inference;
     const int64_t pad = bundle_.tokenizer->special_tokens().pad;
     engine::SequenceBatch inputs =
@@ -54,7 +55,9 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
     if (task_.normalize) scores = at::sigmoid(scores);
     scores = scores.to(at::kCPU).contiguous();
     const float* data = scores.data_ptr<float>();
-    return std::vector<float>(data, data + scores.numel());
+    std::vector<engine::SequenceResult> results(batch.size());
+    for (size_t i = 0; i < results.size(); ++i) results[i].score = data[i];
+    return results;
   }
 
   std::string describe() const override {
@@ -67,7 +70,6 @@ class CrossEncoderAdapter : public engine::FamilyAdapter {
 
  private:
   engine::ModelBundle& bundle_;
-  const engine::TaskConfig& task_;
   int64_t num_labels_ = 1;
   int label_ = 0;
   PairEncoder pairs_;

@@ -82,11 +82,13 @@ TEST_F(XlmrTokenizerTest, PairsEqualFlagRerankersInputs) {
     const int max_length = item.at("max_length");
     auto& reranker = rerankers[max_length];
     if (!reranker) reranker = testing::load_tiny_reranker(max_length, false);
-    const auto sequences = reranker->adapter->encode_pair(item.at("query").get<std::string>(),
-                                                          item.at("passage").get<std::string>());
+    TaskRecord record;
+    record.query = item.at("query");
+    record.passages.push_back({item.at("passage"), nullptr});
+    const auto sequences = reranker->adapter->plan(record);
     ASSERT_EQ(sequences.size(), 1u);
-    EXPECT_LE(sequences[0].size(), static_cast<size_t>(max_length));
-    EXPECT_EQ(sequences[0].ids, item.at("slow_pair_ids").get<std::vector<int64_t>>())
+    EXPECT_LE(sequences[0].encoding.size(), static_cast<size_t>(max_length));
+    EXPECT_EQ(sequences[0].encoding.ids, item.at("slow_pair_ids").get<std::vector<int64_t>>())
         << "max_length " << max_length << " query: " << item.at("query").get<std::string>();
     if (item.at("pair_ids") == item.at("slow_pair_ids")) ++compared;
   }

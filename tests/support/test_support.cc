@@ -90,12 +90,9 @@ std::string job_config(const std::string& bundle, const std::string& input,
 }
 
 std::unique_ptr<LoadedReranker> load_tiny_reranker(int max_length, bool normalize) {
-  static const bool registered = [] {
-    models::register_model_families();
-    return true;
-  }();
-  (void)registered;
+  models::register_model_families();
   auto loaded = std::make_unique<LoadedReranker>();
+  loaded->task.kind = TaskKind::kScore;
   loaded->task.max_length = max_length;
   loaded->task.normalize = normalize;
   ModelConfig model;

@@ -1,0 +1,33 @@
+// The common part of families that score a (query, passage) pair with one forward pass per
+// sequence (cross-encoders, LLM rerankers): rerank and score tasks, one or more sequences per
+// pair, the pair's score the best of its sequences.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+#include "engine/runtime/family_adapter.h"
+
+namespace engine {
+
+class PairScoringAdapter : public FamilyAdapter {
+ public:
+  explicit PairScoringAdapter(const TaskConfig& task) : task_(task) {}
+
+  bool serves(TaskKind kind) const override { return kind != TaskKind::kEmbed; }
+  // One or more sequences per passage; the slot is the passage's index.
+  std::vector<PlannedSequence> plan(const TaskRecord& record) const override;
+  // The best score of each passage's sequences, as a rerank or score output line.
+  OutputRecord finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
+                      const std::vector<SequenceResult>& results) const override;
+
+  // The sequences that score one pair (several when a long passage is cut into windows).
+  // Throws RecordError.
+  virtual std::vector<Encoding> encode_pair(std::string_view query,
+                                            std::string_view passage) const = 0;
+
+ protected:
+  const TaskConfig& task_;
+};
+
+}  // namespace engine
