@@ -1,12 +1,14 @@
 #include "models/registry.h"
 
 #include "engine/runtime/family_adapter.h"
+#include "models/bge_m3/bge_m3_adapter.h"
 #include "models/cross_encoder/cross_encoder_adapter.h"
 
 namespace models {
 
 void register_model_families() {
   engine::register_family("cross_encoder", &cross_encoder::make_adapter);
+  engine::register_family("bge_m3", &bge_m3::make_adapter);
 }
 
 }  // namespace models

@@ -5,17 +5,21 @@ Usage:
   python tools/export.py --family cross_encoder --checkpoint DIR --out BUNDLE_DIR [--max-length N]
   python tools/export.py --family cross_encoder --tiny --out BUNDLE_DIR [--seed N]
                          [--tiny-checkpoint-dir DIR]
+  python tools/export.py --family structbert (--checkpoint DIR | --tiny) --out BUNDLE_DIR
+                         [--kind cross_encoder|bi_encoder]
 
 Each family lives in ``models/<family>/export.py`` and provides
 ``export_bundle(checkpoint_dir, out_dir, max_length=None)`` and
-``write_tiny_checkpoint(out_dir, seed=0)``.  Re-running overwrites the
-bundle files in place.
+``write_tiny_checkpoint(out_dir, seed=0)``; ``--kind``, when given, is passed
+on to ``export_bundle`` as a keyword.  Re-running overwrites the bundle files
+in place.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -41,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-length", type=int, default=None,
                         help="default truncation length recorded in engine.json "
                              "(default: min(512, model position limit))")
+    parser.add_argument("--kind", default=None,
+                        help="bundle kind for families that export several (structbert: "
+                             "cross_encoder or bi_encoder; default cross_encoder)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --tiny")
     parser.add_argument("--tiny-checkpoint-dir", type=Path, default=None,
                         help="where --tiny writes its checkpoint (default: OUT/checkpoint)")
@@ -63,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     family = importlib.import_module(f"models.{args.family}.export")
 
+    if args.kind is not None and "kind" not in inspect.signature(family.export_bundle).parameters:
+        parser.error(f"--kind is not supported by family {args.family}")
+
     t0 = time.time()
     checkpoint = args.checkpoint
     if args.tiny:
@@ -70,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         family.write_tiny_checkpoint(checkpoint, seed=args.seed)
         print(f"tiny checkpoint: {Path(checkpoint).resolve()} ({time.time() - t0:.1f}s)")
     try:
-        family.export_bundle(checkpoint, args.out, max_length=args.max_length)
+        kwargs = {} if args.kind is None else {"kind": args.kind}
+        family.export_bundle(checkpoint, args.out, max_length=args.max_length, **kwargs)
     except (ValueError, FileNotFoundError) as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 1

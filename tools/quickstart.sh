@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Everything a newcomer needs, then the main job on the bundled demo: set-up, a tiny random-weight
-# reranker bundle (real architecture, tokenizer trained on the spot), and
-#   engine --config configs/rerank.yaml
+# Everything a newcomer needs, then a job on the bundled demo: set-up, tiny random-weight bundles
+# (real architectures, tokenizers trained on the spot), and
+#   engine --config configs/rerank.yaml      (or the config given as the first argument)
 # The demo's scores carry no meaning: the weights are random. See README for real checkpoints.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+CONFIG=${1:-configs/rerank.yaml}
+[ $# -gt 0 ] && shift
 tools/setup.sh
-if [ ! -f demo/bge-reranker-tiny/engine.json ]; then
-  echo "[quickstart] exporting the tiny demo bundle to demo/bge-reranker-tiny" >&2
-  .venv/bin/python tools/export.py --family cross_encoder --tiny --out demo/bge-reranker-tiny
-fi
-build/engine/cli/engine --config configs/rerank.yaml "$@"
-echo "[quickstart] ranked results (out/rerank.jsonl):" >&2
-cat out/rerank.jsonl
+tools/demo_bundles.sh
+build/engine/cli/engine --config "$CONFIG" "$@"
+OUTPUT=$(build/engine/cli/engine check --config "$CONFIG" "$@" 2>/dev/null | sed -n 's/^output: *//p')
+echo "[quickstart] results ($OUTPUT):" >&2
+cut -c1-300 "$OUTPUT"

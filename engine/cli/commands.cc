@@ -63,7 +63,7 @@ int run_job_command(const std::string& config_file, const std::vector<std::strin
                job->bundle.device.str(), dtype_name(job->bundle.dtype), job->threads,
                task_name(job->config.task.kind), job->config.io.input_path);
   JobSummary summary = run_batch_job(job->config, *job->adapter, *job->memory);
-  log_summary(summary, *job->memory);
+  log_summary(summary, *job->memory, job->config.task.kind);
   spdlog::info("output: {}", job->config.io.output_path);
   return 0;
 }

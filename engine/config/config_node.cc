@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <sstream>
 #include <utility>
 
 #include <fmt/format.h>
@@ -143,6 +144,34 @@ int64_t ConfigNode::bytes(const std::string& key, std::optional<int64_t> fallbac
                           found.Scalar()));
   }
   return *parsed;
+}
+
+std::vector<std::string> ConfigNode::strings(
+    const std::string& key, std::optional<std::vector<std::string>> fallback) const {
+  read_keys_.insert(key);
+  const YAML::Node& const_node = node_;
+  const YAML::Node found = is_null_value(node_) ? YAML::Node() : const_node[key];
+  if (is_null_value(found)) {
+    if (!fallback) fail(key, "required key is missing");
+    return *fallback;
+  }
+  std::vector<std::string> items;
+  if (found.IsSequence()) {
+    for (const auto& item : found) {
+      if (!item.IsScalar()) fail(key, "expected a list of single values");
+      items.push_back(item.Scalar());
+    }
+  } else if (found.IsScalar()) {
+    std::stringstream stream(found.Scalar());
+    for (std::string item; std::getline(stream, item, ',');) {
+      item.erase(0, item.find_first_not_of(' '));
+      item.erase(item.find_last_not_of(' ') + 1);
+      items.push_back(item);
+    }
+  } else {
+    fail(key, "expected a list, found a mapping");
+  }
+  return items;
 }
 
 ConfigNode ConfigNode::section(const std::string& key) const {

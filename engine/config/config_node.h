@@ -38,6 +38,9 @@ class ConfigNode {
   std::string path(const std::string& key, std::optional<std::string> fallback) const;
   // A byte count: an integer or a string with a unit (512MB, 2GiB).
   int64_t bytes(const std::string& key, std::optional<int64_t> fallback) const;
+  // A list of values: a YAML sequence of scalars, or one comma-separated scalar (as --set gives).
+  std::vector<std::string> strings(const std::string& key,
+                                   std::optional<std::vector<std::string>> fallback) const;
   // A nested mapping; an absent key gives an empty one.
   ConfigNode section(const std::string& key) const;
 

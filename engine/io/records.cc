@@ -53,13 +53,6 @@ const char* present_key(const nlohmann::json& object, std::initializer_list<cons
   return nullptr;
 }
 
-// Ids are strings or integers; they keep their exact form in the output.
-OutputRecord ordered(const nlohmann::json& id) {
-  if (id.is_string()) return OutputRecord(id.get<std::string>());
-  if (id.is_number_unsigned()) return OutputRecord(id.get<uint64_t>());
-  return OutputRecord(id.get<int64_t>());
-}
-
 // Best first; a NaN score (a broken model) sorts last instead of breaking the ordering.
 bool ranks_before(float a, float b) {
   if (std::isnan(b)) return !std::isnan(a);
@@ -120,9 +113,16 @@ TaskRecord parse_record(const std::string& line, TaskKind kind, nlohmann::json& 
 OutputRecord error_record(int64_t line, const nlohmann::json& id, const std::string& message) {
   OutputRecord output = OutputRecord::object();
   output["line"] = line;
-  if (!id.is_null()) output["id"] = ordered(id);
+  if (!id.is_null()) output["id"] = output_id(id);
   output["error"] = message;
   return output;
+}
+
+// Ids are strings or integers; they keep their exact form in the output.
+OutputRecord output_id(const nlohmann::json& id) {
+  if (id.is_string()) return OutputRecord(id.get<std::string>());
+  if (id.is_number_unsigned()) return OutputRecord(id.get<uint64_t>());
+  return OutputRecord(id.get<int64_t>());
 }
 
 OutputRecord score_value(float score) { return OutputRecord(score); }
@@ -138,19 +138,19 @@ OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& s
   for (size_t index : order) {
     OutputRecord result = OutputRecord::object();
     result["index"] = index;
-    if (!record.passages[index].id.is_null()) result["id"] = ordered(record.passages[index].id);
+    if (!record.passages[index].id.is_null()) result["id"] = output_id(record.passages[index].id);
     result["score"] = score_value(scores[index]);
     results.push_back(std::move(result));
   }
   OutputRecord output = OutputRecord::object();
-  if (!record.id.is_null()) output["id"] = ordered(record.id);
+  if (!record.id.is_null()) output["id"] = output_id(record.id);
   output["results"] = std::move(results);
   return output;
 }
 
 OutputRecord score_output(const TaskRecord& record, float score) {
   OutputRecord output = OutputRecord::object();
-  if (!record.id.is_null()) output["id"] = ordered(record.id);
+  if (!record.id.is_null()) output["id"] = output_id(record.id);
   output["score"] = score_value(score);
   return output;
 }

@@ -45,4 +45,7 @@ OutputRecord score_output(const TaskRecord& record, float score);
 
 OutputRecord score_value(float score);
 
+// A record id (string or integer) as it goes into an output line.
+OutputRecord output_id(const nlohmann::json& id);
+
 }  // namespace engine

@@ -147,17 +147,18 @@ JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMem
   return JobRunner(config, adapter, memory).run();
 }
 
-void log_summary(const JobSummary& summary, const DeviceMemory& memory) {
+void log_summary(const JobSummary& summary, const DeviceMemory& memory, TaskKind kind) {
+  const char* unit = kind == TaskKind::kEmbed ? "texts" : "pairs";
   const double seconds = std::max(summary.seconds, 1e-9);
   const double padding = summary.padded_tokens > 0 ? 100.0 * static_cast<double>(
                                                                  summary.real_tokens) /
                                                          static_cast<double>(summary.padded_tokens)
                                                    : 100.0;
-  spdlog::info("done: {} records ({} error records), {} pairs in {:.2f} s", summary.records,
-               summary.error_records, summary.pairs, summary.seconds);
-  spdlog::info("throughput: {:.1f} pairs/s, {:.0f} tokens/s; {} batches, padding efficiency "
+  spdlog::info("done: {} records ({} error records), {} {} in {:.2f} s", summary.records,
+               summary.error_records, summary.pairs, unit, summary.seconds);
+  spdlog::info("throughput: {:.1f} {}/s, {:.0f} tokens/s; {} batches, padding efficiency "
                "{:.1f}%",
-               static_cast<double>(summary.pairs) / seconds,
+               static_cast<double>(summary.pairs) / seconds, unit,
                static_cast<double>(summary.real_tokens) / seconds, summary.batches, padding);
   spdlog::info("peak memory: {} allocated, {} reserved on {}",
                format_bytes(summary.memory.peak_allocated),

@@ -14,7 +14,7 @@ namespace engine {
 struct JobSummary {
   int64_t records = 0;
   int64_t error_records = 0;
-  int64_t pairs = 0;
+  int64_t pairs = 0;  // (query, passage) pairs, or texts for embed
   int64_t sequences = 0;
   int64_t batches = 0;
   int64_t real_tokens = 0;
@@ -26,6 +26,7 @@ struct JobSummary {
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory);
 
 // The closing lines on stderr: records, error records, pairs/s, tokens/s, padding, peak memory.
-void log_summary(const JobSummary& summary, const DeviceMemory& memory);
+// `kind` names what was counted: pairs for rerank and score, texts for embed.
+void log_summary(const JobSummary& summary, const DeviceMemory& memory, TaskKind kind);
 
 }  // namespace engine

@@ -70,6 +70,7 @@ Manifest read_manifest(const std::string& directory) {
   manifest.dtype = field<std::string>(json, "dtype", file);
   manifest.embedding_parameter = field<std::string>(json, "embedding_parameter", file);
   manifest.source = json.value("source", nlohmann::json::object());
+  manifest.document = std::move(json);
   return manifest;
 }
 

@@ -28,6 +28,7 @@ struct Manifest {
   std::string dtype;
   std::string embedding_parameter;  // the word-embedding table, checked against vocab_size
   nlohmann::json source;
+  nlohmann::json document;  // the whole file, for keys a family defines for itself
 
   std::string model_path() const;
   std::string tokenizer_path() const;

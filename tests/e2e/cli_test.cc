@@ -143,6 +143,24 @@ TEST_F(CliTest, ConfigurationErrorsExitWithStatus2AndSayWhere) {
       << result.output;
 }
 
+TEST_F(CliTest, ShippedConfigsRunOnTheirFamiliesTinyBundles) {
+  struct Shipped {
+    std::string config, bundle, input;
+  };
+  const std::vector<Shipped> shipped = {{"rerank.yaml", "xlmr_tiny", "sample_rerank.jsonl"},
+                                        {"bge-m3.yaml", "m3_tiny", "sample_embed.jsonl"}};
+  const std::string source = ENGINE_SOURCE_DIR;
+  for (const auto& [config, bundle, input] : shipped) {
+    const auto result = engine("--config " + source + "/configs/" + config +
+                               " --set model.path=" + fixture_path(bundle) +
+                               " --set output.path=" + dir_.path("out.jsonl"));
+    ASSERT_EQ(result.status, 0) << config << "\n" << result.output;
+    const auto output = read_lines(dir_.path("out.jsonl"));
+    EXPECT_EQ(output.size(), read_lines(source + "/data/" + input).size()) << config;
+    for (const auto& line : output) EXPECT_EQ(line.find("\"error\""), std::string::npos) << line;
+  }
+}
+
 TEST_F(CliTest, CheckPrintsThePlanWithoutRunning) {
   const std::string config = write_config("{}\n");
   const auto result = engine("check --config " + config + " --set batching.max_batch_size=12");

@@ -23,29 +23,12 @@ constexpr double kParityTolerance = 1e-5;
 
 class RerankerParityTest : public ::testing::Test {
  protected:
-  void SetUp() override { models::register_model_families(); }
-
-  // Runs the batch job over `input_lines` and returns its output lines.
   std::vector<nlohmann::json> run_job(const std::vector<std::string>& input_lines,
                                       const std::string& task,
                                       const std::vector<std::string>& overrides) {
-    std::string input;
-    for (const auto& line : input_lines) input += line + "\n";
-    testing::write_file(dir_.path("in.jsonl"), input);
-    testing::write_file(dir_.path("job.yaml"),
-                        testing::job_config(fixture_path("xlmr_tiny"), dir_.path("in.jsonl"),
-                                            dir_.path("out.jsonl"), task));
-    Config config = load_config(dir_.path("job.yaml"), overrides);
-    ModelBundle bundle = load_bundle(config.model);
-    auto adapter = make_adapter(bundle.manifest.family,
-                                {bundle, config.task, *config.model.family_options});
-    auto memory = make_device_memory(bundle.device);
-    last_summary_ = run_batch_job(config, *adapter, *memory);
+    auto outputs = testing::run_job(fixture_path("xlmr_tiny"), input_lines, task, overrides, dir_,
+                                    &last_summary_);
     EXPECT_EQ(last_summary_.records, static_cast<int64_t>(input_lines.size()));
-    std::vector<nlohmann::json> outputs;
-    for (const auto& line : read_lines(dir_.path("out.jsonl"))) {
-      outputs.push_back(nlohmann::json::parse(line));
-    }
     return outputs;
   }
 

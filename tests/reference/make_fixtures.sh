@@ -25,3 +25,7 @@ $PY tests/reference/flag_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/chec
 # Long passages scored in overlapping chunks, as BCEmbedding's RerankerModel.rerank does it.
 $PY tests/reference/bce_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/checkpoint" \
   --records "$OUT/bce_records.jsonl" --out "$OUT/bce_reranker_256.json" --max-length 256
+# BGE-M3: dense, lexical and ColBERT outputs and compute_score of FlagEmbedding's BGEM3FlagModel.
+$PY tools/export.py --family bge_m3 --tiny --out "$OUT/m3_tiny"
+$PY tests/reference/bge_m3_reference.py --checkpoint "$OUT/m3_tiny/checkpoint" \
+  --out "$OUT/bge_m3_reference.json" --max-length 512

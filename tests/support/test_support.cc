@@ -12,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/memory/device_memory.h"
 #include "models/registry.h"
 
 namespace engine::testing {
@@ -87,6 +88,31 @@ std::string job_config(const std::string& bundle, const std::string& input,
       "output:\n  path: {}\n"
       "logging:\n  level: warn\n",
       bundle, task, input, output);
+}
+
+std::vector<nlohmann::json> run_job(const std::string& bundle,
+                                    const std::vector<std::string>& input_lines,
+                                    const std::string& task,
+                                    const std::vector<std::string>& overrides, const TempDir& dir,
+                                    JobSummary* summary) {
+  models::register_model_families();
+  std::string input;
+  for (const auto& line : input_lines) input += line + "\n";
+  write_file(dir.path("in.jsonl"), input);
+  write_file(dir.path("job.yaml"),
+             job_config(bundle, dir.path("in.jsonl"), dir.path("out.jsonl"), task));
+  Config config = load_config(dir.path("job.yaml"), overrides);
+  ModelBundle loaded = load_bundle(config.model);
+  auto adapter = make_adapter(loaded.manifest.family,
+                              {loaded, config.task, *config.model.family_options});
+  auto memory = make_device_memory(loaded.device);
+  const JobSummary result = run_batch_job(config, *adapter, *memory);
+  if (summary) *summary = result;
+  std::vector<nlohmann::json> outputs;
+  for (const auto& line : read_lines(dir.path("out.jsonl"))) {
+    outputs.push_back(nlohmann::json::parse(line));
+  }
+  return outputs;
 }
 
 std::unique_ptr<LoadedReranker> load_tiny_reranker(int max_length, bool normalize) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/config/config.h"
+#include "engine/jobs/batch_job.h"
 #include "engine/runtime/family_adapter.h"
 #include "engine/runtime/model_bundle.h"
 
@@ -47,6 +48,14 @@ CommandResult run_command(const std::string& command);
 // A minimal rerank/score config over the given bundle, input and output (absolute paths).
 std::string job_config(const std::string& bundle, const std::string& input,
                        const std::string& output, const std::string& task = "rerank");
+
+// Runs the batch job in-process on `bundle` over `input_lines` (task `task`, with `overrides`),
+// in `dir`, and returns the output lines parsed; `summary` receives the job's summary.
+std::vector<nlohmann::json> run_job(const std::string& bundle,
+                                    const std::vector<std::string>& input_lines,
+                                    const std::string& task,
+                                    const std::vector<std::string>& overrides, const TempDir& dir,
+                                    JobSummary* summary = nullptr);
 
 // The tiny XLM-R bundle loaded on the CPU with a cross-encoder adapter for `task`.
 struct LoadedReranker {

@@ -1,0 +1,251 @@
+#include "models/bge_m3/bge_m3_adapter.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "engine/common/error.h"
+#include "engine/runtime/sequence_batch.h"
+#include "models/bge_m3/m3_scores.h"
+
+namespace models::bge_m3 {
+namespace {
+
+using engine::check;
+using engine::ConfigError;
+using engine::OutputRecord;
+using engine::SequenceResult;
+using engine::TaskKind;
+
+constexpr int kQuerySlot = -1;
+
+enum class Mode { kDense, kSparse, kColbert, kCombined };
+
+struct Wanted {
+  bool dense = false;
+  bool sparse = false;
+  bool colbert = false;
+};
+
+class BgeM3Adapter : public engine::FamilyAdapter {
+ public:
+  explicit BgeM3Adapter(const engine::AdapterContext& context)
+      : bundle_(context.bundle), task_(context.task) {
+    const auto& manifest = bundle_.manifest;
+    check<ConfigError>(task_.max_length <= manifest.max_positions,
+                       "task.max_length is {} but the model has {} positions", task_.max_length,
+                       manifest.max_positions);
+    // FlagEmbedding leaves the <s>, </s>, <pad> and <unk> weights out of lexical weights.
+    try {
+      for (int64_t id : manifest.document.value("sparse_skip_ids", std::vector<int64_t>{0, 1, 2, 3})) {
+        skip_ids_.insert(id);
+      }
+    } catch (const nlohmann::json::exception&) {
+      throw ConfigError(manifest.directory + "/engine.json: sparse_skip_ids must be a list of ids");
+    }
+    read_options(context.options);
+    hidden_ = manifest.architecture.value("hidden_size", 0);
+  }
+
+  bool serves(TaskKind) const override { return true; }
+
+  std::vector<engine::PlannedSequence> plan(const engine::TaskRecord& record) const override {
+    std::vector<engine::PlannedSequence> sequences;
+    sequences.push_back({encode(record.query), kQuerySlot});
+    for (size_t i = 0; i < record.passages.size(); ++i) {
+      sequences.push_back({encode(record.passages[i].text), static_cast<int>(i)});
+    }
+    return sequences;
+  }
+
+  std::vector<SequenceResult> run(const std::vector<const engine::Encoding*>& batch,
+                                  size_t padded_length) override;
+
+  OutputRecord finish(const engine::TaskRecord& record,
+                      const std::vector<engine::PlannedSequence>& plan,
+                      const std::vector<SequenceResult>& results) const override;
+
+  std::string describe() const override {
+    if (task_.kind == TaskKind::kEmbed) {
+      return fmt::format("bge-m3 embeddings:{}{}{}", wanted_.dense ? " dense" : "",
+                         wanted_.sparse ? " sparse" : "", wanted_.colbert ? " colbert" : "");
+    }
+    static const char* kModes[] = {"dense", "sparse", "colbert", "combined"};
+    return fmt::format("bge-m3 {} score, weights dense {} sparse {} colbert {}",
+                       kModes[static_cast<int>(mode_)], weights_[0], weights_[1], weights_[2]);
+  }
+
+ private:
+  void read_options(const engine::ConfigNode& options);
+  engine::Encoding encode(std::string_view text) const {
+    const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
+    const size_t room = static_cast<size_t>(task_.max_length) - tokenizer.special_token_count(false);
+    return tokenizer.build_single(tokenizer.encode(text, room));
+  }
+  LexicalWeights lexical(const engine::PlannedSequence& planned,
+                         const SequenceResult& result) const {
+    return lexical_weights(planned.encoding.ids, result.token_weights.data(), skip_ids_);
+  }
+  float pair_score(const engine::PlannedSequence& query_plan, const SequenceResult& query,
+                   const engine::PlannedSequence& passage_plan,
+                   const SequenceResult& passage) const;
+  OutputRecord embedding_output(const engine::TaskRecord& record,
+                                const engine::PlannedSequence& planned,
+                                const SequenceResult& result) const;
+
+  engine::ModelBundle& bundle_;
+  const engine::TaskConfig& task_;
+  std::unordered_set<int64_t> skip_ids_;
+  Wanted wanted_;
+  Mode mode_ = Mode::kDense;
+  std::vector<float> weights_ = {0.4f, 0.2f, 0.4f};
+  bool sparse_tokens_ = false;
+  int64_t hidden_ = 0;
+};
+
+void BgeM3Adapter::read_options(const engine::ConfigNode& options) {
+  const auto outputs = options.strings("outputs", std::vector<std::string>{"dense"});
+  for (const std::string& output : outputs) {
+    check<ConfigError>(output == "dense" || output == "sparse" || output == "colbert",
+                       "{}: '{}' is not one of dense, sparse, colbert", options.where("outputs"),
+                       output);
+  }
+  const auto has = [&](const char* name) {
+    return std::find(outputs.begin(), outputs.end(), name) != outputs.end();
+  };
+  const std::string mode =
+      options.choice("mode", {"dense", "sparse", "colbert", "combined"}, "dense");
+  mode_ = mode == "dense"    ? Mode::kDense
+          : mode == "sparse" ? Mode::kSparse
+          : mode == "colbert" ? Mode::kColbert
+                              : Mode::kCombined;
+  const auto weights = options.strings("weights", std::vector<std::string>{"0.4", "0.2", "0.4"});
+  check<ConfigError>(weights.size() == 3, "{}: expected three weights (dense, sparse, colbert)",
+                     options.where("weights"));
+  for (size_t i = 0; i < 3; ++i) {
+    try {
+      weights_[i] = std::stof(weights[i]);
+    } catch (const std::exception&) {
+      throw ConfigError(fmt::format("{}: '{}' is not a number", options.where("weights"),
+                                    weights[i]));
+    }
+  }
+  sparse_tokens_ = options.boolean("sparse_tokens", false);
+  options.reject_unknown_keys();
+  if (task_.kind == TaskKind::kEmbed) {
+    wanted_ = {has("dense"), has("sparse"), has("colbert")};
+  } else {
+    wanted_ = {mode_ == Mode::kDense || mode_ == Mode::kCombined,
+               mode_ == Mode::kSparse || mode_ == Mode::kCombined,
+               mode_ == Mode::kColbert || mode_ == Mode::kCombined};
+  }
+}
+
+std::vector<SequenceResult> BgeM3Adapter::run(const std::vector<const engine::Encoding*>& batch,
+                                              size_t padded_length) {
+  c10::InferenceMode inference;
+  const int64_t pad = bundle_.tokenizer->special_tokens().pad;
+  engine::SequenceBatch inputs =
+      engine::make_sequence_batch(batch, padded_length, pad, bundle_.device);
+  std::vector<at::Tensor> outputs = bundle_.model->forward({inputs.input_ids, inputs.attention_mask});
+  check<std::runtime_error>(outputs.size() == 3,
+                            "the bge-m3 model returned {} outputs; expected dense, token_weights "
+                            "and colbert",
+                            outputs.size());
+  const auto to_host = [](const at::Tensor& tensor) {
+    return tensor.to(at::kCPU, at::kFloat).contiguous();
+  };
+  const at::Tensor dense = to_host(outputs[0]);
+  const at::Tensor weights = wanted_.sparse ? to_host(outputs[1]) : at::Tensor();
+  const at::Tensor colbert = wanted_.colbert ? to_host(outputs[2]) : at::Tensor();
+  const int64_t hidden = dense.size(1);
+  std::vector<SequenceResult> results(batch.size());
+  for (size_t row = 0; row < batch.size(); ++row) {
+    const auto b = static_cast<int64_t>(row);
+    const auto length = static_cast<int64_t>(batch[row]->size());
+    SequenceResult& result = results[row];
+    const float* dense_row = dense[b].data_ptr<float>();
+    result.vector.assign(dense_row, dense_row + hidden);
+    if (wanted_.sparse) {
+      const float* weight_row = weights[b].data_ptr<float>();
+      result.token_weights.assign(weight_row, weight_row + length);
+    }
+    if (wanted_.colbert) {
+      // ColBERT vectors are those of the tokens after <s>: length - 1 rows, </s> included.
+      const float* vectors = colbert[b].data_ptr<float>();
+      result.token_vectors.assign(vectors, vectors + (length - 1) * hidden);
+    }
+  }
+  return results;
+}
+
+float BgeM3Adapter::pair_score(const engine::PlannedSequence& query_plan,
+                               const SequenceResult& query,
+                               const engine::PlannedSequence& passage_plan,
+                               const SequenceResult& passage) const {
+  const auto hidden = query.vector.size();
+  const auto dense = [&] { return dense_score(query.vector, passage.vector); };
+  const auto sparse = [&] {
+    return lexical_score(lexical(query_plan, query), lexical(passage_plan, passage));
+  };
+  const auto colbert = [&] {
+    return colbert_score(query.token_vectors, passage.token_vectors, hidden);
+  };
+  switch (mode_) {
+    case Mode::kDense: return dense();
+    case Mode::kSparse: return sparse();
+    case Mode::kColbert: return colbert();
+    case Mode::kCombined: break;
+  }
+  const float total = weights_[0] + weights_[1] + weights_[2];
+  return (weights_[2] * colbert() + weights_[1] * sparse() + weights_[0] * dense()) / total;
+}
+
+OutputRecord BgeM3Adapter::embedding_output(const engine::TaskRecord& record,
+                                            const engine::PlannedSequence& planned,
+                                            const SequenceResult& result) const {
+  OutputRecord output = OutputRecord::object();
+  if (!record.id.is_null()) output["id"] = engine::output_id(record.id);
+  if (wanted_.dense) output["dense"] = result.vector;
+  if (wanted_.sparse) {
+    OutputRecord sparse = OutputRecord::object();
+    for (const auto& [id, weight] : lexical(planned, result)) {
+      sparse[sparse_tokens_ ? bundle_.tokenizer->id_to_piece(id) : std::to_string(id)] = weight;
+    }
+    output["sparse"] = std::move(sparse);
+  }
+  if (wanted_.colbert) {
+    OutputRecord rows = OutputRecord::array();
+    const auto hidden = result.vector.size();
+    for (size_t start = 0; start < result.token_vectors.size(); start += hidden) {
+      rows.push_back(std::vector<float>(result.token_vectors.begin() + static_cast<long>(start),
+                                        result.token_vectors.begin() + static_cast<long>(start + hidden)));
+    }
+    output["colbert"] = std::move(rows);
+  }
+  return output;
+}
+
+OutputRecord BgeM3Adapter::finish(const engine::TaskRecord& record,
+                                  const std::vector<engine::PlannedSequence>& plan,
+                                  const std::vector<SequenceResult>& results) const {
+  // plan() puts the query (the embed record's text) first.
+  if (task_.kind == TaskKind::kEmbed) return embedding_output(record, plan[0], results[0]);
+  std::vector<float> scores(record.passages.size());
+  for (size_t i = 1; i < plan.size(); ++i) {
+    scores[static_cast<size_t>(plan[i].slot)] = pair_score(plan[0], results[0], plan[i], results[i]);
+  }
+  if (task_.kind == TaskKind::kScore) return engine::score_output(record, scores.front());
+  return engine::rerank_output(record, scores, task_.top_k);
+}
+
+}  // namespace
+
+std::unique_ptr<engine::FamilyAdapter> make_adapter(const engine::AdapterContext& context) {
+  return std::make_unique<BgeM3Adapter>(context);
+}
+
+}  // namespace models::bge_m3
