@@ -1,0 +1,1 @@
+"""BERT / StructBERT (WordPiece) cross-encoder and bi-encoder export."""
