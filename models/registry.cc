@@ -2,6 +2,7 @@
 
 #include "engine/runtime/family_adapter.h"
 #include "models/bge_m3/bge_m3_adapter.h"
+#include "models/bi_encoder/bi_encoder_adapter.h"
 #include "models/cross_encoder/cross_encoder_adapter.h"
 
 namespace models {
@@ -9,6 +10,7 @@ namespace models {
 void register_model_families() {
   engine::register_family("cross_encoder", &cross_encoder::make_adapter);
   engine::register_family("bge_m3", &bge_m3::make_adapter);
+  engine::register_family("bi_encoder", &bi_encoder::make_adapter);
 }
 
 }  // namespace models

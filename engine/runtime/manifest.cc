@@ -65,6 +65,7 @@ Manifest read_manifest(const std::string& directory) {
   const auto tokenizer = field<nlohmann::json>(json, "tokenizer", file);
   manifest.tokenizer_kind = field<std::string>(tokenizer, "kind", file + " tokenizer");
   manifest.tokenizer_file = field<std::string>(tokenizer, "file", file + " tokenizer");
+  manifest.tokenizer = tokenizer;
   manifest.inputs = field<std::vector<std::string>>(json, "inputs", file);
   manifest.outputs = field<std::vector<std::string>>(json, "outputs", file);
   manifest.dtype = field<std::string>(json, "dtype", file);

@@ -23,6 +23,7 @@ struct Manifest {
   nlohmann::json special_tokens;
   std::string tokenizer_kind;
   std::string tokenizer_file;
+  nlohmann::json tokenizer;  // the whole "tokenizer" object, options included
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
   std::string dtype;

@@ -69,8 +69,8 @@ void check_tokenizer_vocabulary(const ModelBundle& bundle) {
 ModelBundle read_manifest_and_tokenizer(const std::string& directory) {
   ModelBundle bundle;
   bundle.manifest = read_manifest(directory);
-  bundle.tokenizer =
-      make_tokenizer(bundle.manifest.tokenizer_kind, bundle.manifest.tokenizer_path());
+  bundle.tokenizer = make_tokenizer(bundle.manifest.tokenizer_kind,
+                                    bundle.manifest.tokenizer_path(), bundle.manifest.tokenizer);
   return bundle;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/common/error.h"
+#include "engine/text/wordpiece_tokenizer.h"
 #include "engine/text/xlmr_sentencepiece_tokenizer.h"
 
 namespace engine {
@@ -45,10 +46,25 @@ std::vector<int64_t> Tokenizer::encode(std::string_view text, size_t max_tokens)
   return ids;
 }
 
-std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::string& file) {
+std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::string& file,
+                                          const nlohmann::json& options) {
   if (kind == "xlmr_sentencepiece") return std::make_unique<XlmrSentencePieceTokenizer>(file);
-  throw ConfigError(fmt::format(
-      "tokenizer kind '{}' is not supported by this engine; supported: xlmr_sentencepiece", kind));
+  if (kind == "wordpiece") {
+    WordPieceOptions wordpiece;
+    try {
+      wordpiece.lowercase = options.value("lowercase", true);
+      const auto strip = options.value("strip_accents", nlohmann::json());
+      wordpiece.strip_accents = strip.is_null() ? -1 : strip.get<bool>() ? 1 : 0;
+      wordpiece.tokenize_chinese_chars = options.value("tokenize_chinese_chars", true);
+    } catch (const nlohmann::json::exception& error) {
+      throw ConfigError(fmt::format("WordPiece options of '{}' are malformed: {}", file,
+                                    error.what()));
+    }
+    return std::make_unique<WordPieceTokenizer>(file, wordpiece);
+  }
+  throw ConfigError(fmt::format("tokenizer kind '{}' is not supported by this engine; supported: "
+                                "xlmr_sentencepiece, wordpiece",
+                                kind));
 }
 
 }  // namespace engine

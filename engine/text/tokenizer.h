@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace engine {
 
 // One model input sequence, special tokens included.
@@ -52,8 +54,10 @@ class Tokenizer {
   virtual std::vector<int64_t> encode_all(std::string_view text) const = 0;
 };
 
-// Creates the tokenizer that `kind` names ("xlmr_sentencepiece") from `file`. Throws ConfigError
-// for an unknown kind or an unreadable file.
-std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::string& file);
+// Creates the tokenizer that the manifest's "tokenizer" object describes: its "kind"
+// (xlmr_sentencepiece, wordpiece) and options, reading `file`. Throws ConfigError for an unknown
+// kind, a bad option or an unreadable file.
+std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::string& file,
+                                          const nlohmann::json& options);
 
 }  // namespace engine

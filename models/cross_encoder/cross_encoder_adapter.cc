@@ -22,10 +22,16 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
   explicit CrossEncoderAdapter(const engine::AdapterContext& context)
       : PairScoringAdapter(context.task),
         bundle_(context.bundle),
-        pairs_(*context.bundle.tokenizer, context.task, context.options) {
+        pairs_(*context.bundle.tokenizer, context.task, context.options,
+               context.bundle.manifest.document.value("pair_truncation",
+                                                      std::string("query_three_quarters"))) {
     const auto& manifest = bundle_.manifest;
     num_labels_ = manifest.architecture.value("num_labels", 1);
     label_ = static_cast<int>(context.options.integer("label", 0, num_labels_ - 1, 0));
+    // auto: FlagReranker's convention, the raw logit or its sigmoid with task.normalize.
+    const std::string activation =
+        context.options.choice("activation", {"auto", "none", "sigmoid", "softmax"}, "auto");
+    activation_ = activation == "auto" ? (task_.normalize ? "sigmoid" : "none") : activation;
     context.options.reject_unknown_keys();
     check<ConfigError>(task_.max_length <= manifest.max_positions,
                        "task.max_length is {} but the model has {} positions; set "
@@ -51,8 +57,10 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
                               "the model returned logits of shape {}; expected [batch, {}]",
                               outputs.empty() ? std::string("nothing") : c10::str(outputs[0].sizes()),
                               num_labels_);
-    at::Tensor scores = outputs[0].select(1, label_).to(at::kFloat);
-    if (task_.normalize) scores = at::sigmoid(scores);
+    at::Tensor logits = outputs[0].to(at::kFloat);
+    if (activation_ == "softmax") logits = at::softmax(logits, 1);
+    at::Tensor scores = logits.select(1, label_);
+    if (activation_ == "sigmoid") scores = at::sigmoid(scores);
     scores = scores.to(at::kCPU).contiguous();
     const float* data = scores.data_ptr<float>();
     std::vector<engine::SequenceResult> results(batch.size());
@@ -61,8 +69,8 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
   }
 
   std::string describe() const override {
-    return fmt::format("cross-encoder: logit {} of {}{}, long passages {}", label_, num_labels_,
-                       task_.normalize ? " through a sigmoid" : "",
+    return fmt::format("cross-encoder: label {} of {} ({}), long passages {}", label_,
+                       num_labels_, activation_ == "none" ? "raw logit" : activation_,
                        task_.long_passages == engine::LongPassages::kChunkMax
                            ? "scored in overlapping chunks, best chunk kept"
                            : "truncated");
@@ -73,6 +81,7 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
   int64_t num_labels_ = 1;
   int label_ = 0;
   PairEncoder pairs_;
+  std::string activation_;  // none, sigmoid or softmax
 };
 
 }  // namespace

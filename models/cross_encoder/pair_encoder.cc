@@ -10,17 +10,44 @@ namespace models::cross_encoder {
 using engine::Encoding;
 
 PairEncoder::PairEncoder(const engine::Tokenizer& tokenizer, const engine::TaskConfig& task,
-                         const engine::ConfigNode& options)
+                         const engine::ConfigNode& options, const std::string& truncation)
     : tokenizer_(tokenizer),
       task_(task),
       query_instruction_(options, "query"),
-      passage_instruction_(options, "passage") {}
+      passage_instruction_(options, "passage"),
+      longest_first_(truncation == "longest_first") {
+  engine::check<engine::ConfigError>(
+      truncation == "longest_first" || truncation == "query_three_quarters",
+      "the manifest's pair_truncation '{}' is not one of query_three_quarters, longest_first",
+      truncation);
+}
+
+std::pair<size_t, size_t> longest_first_lengths(size_t first, size_t second, size_t budget) {
+  if (first + second <= budget) return {first, second};
+  // transformers' arithmetic: the difference comes off the longer text, the rest off both, the
+  // odd token off the second (off the first when the first is the longer).
+  const size_t remove = first + second - budget;
+  const size_t difference = first > second ? first - second : second - first;
+  const size_t first_remove = std::min(difference, remove);
+  const size_t second_remove = remove - first_remove;
+  size_t from_first = 0;
+  size_t from_second = 0;
+  if (first > second) {
+    from_first = first_remove + second_remove / 2;
+    from_second = second_remove - second_remove / 2;
+  } else {
+    from_first = second_remove / 2;
+    from_second = first_remove + second_remove - second_remove / 2;
+  }
+  return {first - std::min(first, from_first), second - std::min(second, from_second)};
+}
 
 std::vector<Encoding> PairEncoder::encode(std::string_view query, std::string_view passage) const {
   std::string query_text, passage_text;  // copies only when an instruction is added
   if (!query_instruction_.empty()) query = query_text = query_instruction_.apply(query);
   if (!passage_instruction_.empty()) passage = passage_text = passage_instruction_.apply(passage);
   if (task_.long_passages == engine::LongPassages::kChunkMax) return chunked(query, passage);
+  if (longest_first_) return longest_first(query, passage);
   return truncated(query, passage);
 }
 
@@ -30,6 +57,21 @@ std::vector<Encoding> PairEncoder::truncated(std::string_view query,
   const std::vector<int64_t> query_ids = tokenizer_.encode(query, max_length * 3 / 4);
   const size_t room = max_length - tokenizer_.special_token_count(true) - query_ids.size();
   return {tokenizer_.build_pair(query_ids, tokenizer_.encode(passage, room))};
+}
+
+std::vector<Encoding> PairEncoder::longest_first(std::string_view first,
+                                                 std::string_view second) const {
+  // Each side is encoded up to the whole budget only: the kept lengths depend on the full
+  // lengths only through their minimum with the budget.
+  const size_t budget =
+      static_cast<size_t>(task_.max_length) - tokenizer_.special_token_count(true);
+  std::vector<int64_t> first_ids = tokenizer_.encode(first, budget + 1);
+  std::vector<int64_t> second_ids = tokenizer_.encode(second, budget + 1);
+  const auto [keep_first, keep_second] =
+      longest_first_lengths(first_ids.size(), second_ids.size(), budget);
+  first_ids.resize(keep_first);
+  second_ids.resize(keep_second);
+  return {tokenizer_.build_pair(first_ids, second_ids)};
 }
 
 std::vector<Encoding> PairEncoder::chunked(std::string_view query,

@@ -17,7 +17,7 @@ class XlmrTokenizerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     reference_ = new nlohmann::json(read_json(fixture_path("xlmr_tokenizer_reference.json")));
     tokenizer_ = make_tokenizer("xlmr_sentencepiece",
-                                fixture_path("xlmr_tiny/sentencepiece.bpe.model"))
+                                fixture_path("xlmr_tiny/sentencepiece.bpe.model"), {})
                      .release();
   }
   static void TearDownTestSuite() {

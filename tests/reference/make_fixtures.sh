@@ -29,3 +29,12 @@ $PY tests/reference/bce_reranker_reference.py --checkpoint "$OUT/xlmr_tiny/check
 $PY tools/export.py --family bge_m3 --tiny --out "$OUT/m3_tiny"
 $PY tests/reference/bge_m3_reference.py --checkpoint "$OUT/m3_tiny/checkpoint" \
   --out "$OUT/bge_m3_reference.json" --max-length 512
+# StructBERT (ModelScope layout) as cross-encoder and bi-encoder, WordPiece against BertTokenizer.
+$PY tools/export.py --family structbert --tiny --out "$OUT/sbert_tiny"
+$PY tools/export.py --family structbert --checkpoint "$OUT/sbert_tiny/checkpoint" \
+  --kind bi_encoder --out "$OUT/sbert_tiny_bi"
+$PY tests/reference/make_chinese_pairs.py --out "$OUT/chinese_pairs.jsonl"
+$PY tests/reference/wordpiece_reference.py --vocab "$OUT/sbert_tiny/checkpoint/vocab.txt" \
+  --out "$OUT/wordpiece_reference.json"
+$PY tests/reference/structbert_reference.py --checkpoint "$OUT/sbert_tiny/checkpoint" \
+  --pairs "$OUT/chinese_pairs.jsonl" --out "$OUT/structbert_128.json" --max-length 128

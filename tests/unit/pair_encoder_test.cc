@@ -51,8 +51,9 @@ class CharTokenizer : public engine::Tokenizer {
 class PairEncoderTest : public ::testing::Test {
  protected:
   std::vector<Encoding> encode(const engine::TaskConfig& task, size_t query_chars,
-                               size_t passage_chars) {
-    PairEncoder encoder(tokenizer_, task, options_);
+                               size_t passage_chars,
+                               const std::string& truncation = "query_three_quarters") {
+    PairEncoder encoder(tokenizer_, task, options_, truncation);
     return encoder.encode(std::string(query_chars, 'q'), std::string(passage_chars, 'p'));
   }
 
@@ -112,6 +113,33 @@ TEST_F(PairEncoderTest, ChunkMaxCutsPassagesToMaxPassageChars) {
   task.long_passages = engine::LongPassages::kChunkMax;
   task.max_passage_chars = 180;
   EXPECT_EQ(encode(task, 16, 100000).size(), 1u);
+}
+
+using Lengths = std::pair<size_t, size_t>;
+
+TEST(LongestFirstTest, KeepsWhatTransformersKeeps) {
+  EXPECT_EQ(longest_first_lengths(5, 6, 21), Lengths(5, 6));
+  // transformers at max_length 24 (21 without [CLS] and two [SEP]): 11 + 15 -> 11 + 10.
+  EXPECT_EQ(longest_first_lengths(11, 15, 21), Lengths(11, 10));
+  EXPECT_EQ(longest_first_lengths(15, 11, 21), Lengths(11, 10));
+  EXPECT_EQ(longest_first_lengths(1000, 500, 21), Lengths(11, 10));
+  EXPECT_EQ(longest_first_lengths(500, 1000, 21), Lengths(11, 10));
+  EXPECT_EQ(longest_first_lengths(30, 4, 21), Lengths(17, 4));
+  EXPECT_EQ(longest_first_lengths(4, 30, 21), Lengths(4, 17));
+  EXPECT_EQ(longest_first_lengths(40, 0, 21), Lengths(21, 0));
+  EXPECT_EQ(longest_first_lengths(12, 12, 21), Lengths(11, 10));
+}
+
+TEST_F(PairEncoderTest, LongestFirstBuildsBertPairs) {
+  engine::TaskConfig task;
+  task.max_length = 24;
+  const auto sequences = encode(task, 15, 11, "longest_first");
+  ASSERT_EQ(sequences.size(), 1u);
+  EXPECT_EQ(sequences[0].size(), 24u);
+  // This tokenizer adds 4 special tokens, so 20 are shared: 10 of the query's 15, 10 of 11.
+  EXPECT_EQ(sequences[0].ids[10], 1009);
+  EXPECT_EQ(sequences[0].ids[11], 2);
+  EXPECT_EQ(sequences[0].ids[22], 1009);
 }
 
 }  // namespace
