@@ -4,6 +4,7 @@
 #include "models/bge_m3/bge_m3_adapter.h"
 #include "models/bi_encoder/bi_encoder_adapter.h"
 #include "models/cross_encoder/cross_encoder_adapter.h"
+#include "models/llm_reranker/llm_reranker_adapter.h"
 
 namespace models {
 
@@ -11,6 +12,7 @@ void register_model_families() {
   engine::register_family("cross_encoder", &cross_encoder::make_adapter);
   engine::register_family("bge_m3", &bge_m3::make_adapter);
   engine::register_family("bi_encoder", &bi_encoder::make_adapter);
+  engine::register_family("llm_reranker", &llm_reranker::make_adapter);
 }
 
 }  // namespace models

@@ -14,3 +14,4 @@ export_tiny() {  # family, bundle name, extra exporter arguments
 export_tiny cross_encoder bge-reranker-tiny
 export_tiny bge_m3 bge-m3-tiny
 export_tiny structbert structbert-tiny
+export_tiny llm_reranker llm-reranker-tiny

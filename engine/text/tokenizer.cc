@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "engine/common/error.h"
+#include "engine/text/gemma_sentencepiece_tokenizer.h"
 #include "engine/text/wordpiece_tokenizer.h"
 #include "engine/text/xlmr_sentencepiece_tokenizer.h"
 
@@ -62,8 +63,13 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::st
     }
     return std::make_unique<WordPieceTokenizer>(file, wordpiece);
   }
+  if (kind == "gemma_sentencepiece") {
+    const auto add_bos = options.value("add_bos", nlohmann::json(true));
+    check<ConfigError>(add_bos.is_boolean(), "the tokenizer's add_bos must be true or false");
+    return std::make_unique<GemmaSentencePieceTokenizer>(file, add_bos.get<bool>());
+  }
   throw ConfigError(fmt::format("tokenizer kind '{}' is not supported by this engine; supported: "
-                                "xlmr_sentencepiece, wordpiece",
+                                "xlmr_sentencepiece, wordpiece, gemma_sentencepiece",
                                 kind));
 }
 

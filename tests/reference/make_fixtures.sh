@@ -38,3 +38,7 @@ $PY tests/reference/wordpiece_reference.py --vocab "$OUT/sbert_tiny/checkpoint/v
   --out "$OUT/wordpiece_reference.json"
 $PY tests/reference/structbert_reference.py --checkpoint "$OUT/sbert_tiny/checkpoint" \
   --pairs "$OUT/chinese_pairs.jsonl" --out "$OUT/structbert_128.json" --max-length 128
+# LLM reranker (tiny Gemma): FlagLLMReranker's input ids and 'Yes' scores, Gemma tokenization.
+$PY tools/export.py --family llm_reranker --tiny --out "$OUT/llm_tiny"
+$PY tests/reference/llm_reranker_reference.py --checkpoint "$OUT/llm_tiny/checkpoint" \
+  --out "$OUT/llm_reranker_256.json" --max-length 256

@@ -1,0 +1,115 @@
+#include "models/llm_reranker/llm_reranker_adapter.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+
+#include "engine/common/error.h"
+#include "engine/runtime/pair_scoring_adapter.h"
+#include "engine/runtime/sequence_batch.h"
+
+namespace models::llm_reranker {
+namespace {
+
+using engine::check;
+using engine::ConfigError;
+using engine::Encoding;
+
+class LlmRerankerAdapter : public engine::PairScoringAdapter {
+ public:
+  explicit LlmRerankerAdapter(const engine::AdapterContext& context)
+      : PairScoringAdapter(context.task), bundle_(context.bundle) {
+    const auto& manifest = bundle_.manifest;
+    const auto& document = manifest.document;
+    check<ConfigError>(task_.long_passages == engine::LongPassages::kTruncate,
+                       "task.long_passages: chunk_max is for cross-encoders; the LLM reranker "
+                       "truncates passages");
+    const engine::ConfigNode& options = context.options;
+    // FlagLLMReranker's defaults: "A: " before the query, "B: " before the passage.
+    query_prefix_ = options.string("query_instruction",
+                                   document.value("query_prefix", std::string("A: ")));
+    passage_prefix_ = options.string("passage_instruction",
+                                     document.value("passage_prefix", std::string("B: ")));
+    const std::string prompt = options.string("prompt", document.value("prompt", std::string()));
+    options.reject_unknown_keys();
+    const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
+    prompt_ids_ = tokenizer.encode(prompt);
+    separator_ids_ = tokenizer.encode(document.value("separator", std::string("\n")));
+    // The prompt counts in the passage's budget and is then appended again, as in FlagEmbedding.
+    const auto longest = static_cast<int64_t>(task_.max_length + 2 * separator_ids_.size() +
+                                              2 * prompt_ids_.size());
+    check<ConfigError>(longest <= manifest.max_positions,
+                       "task.max_length {} makes sequences of up to {} tokens with the prompt, "
+                       "more than the model's {} positions",
+                       task_.max_length, longest, manifest.max_positions);
+    yes_token_ = document.value("yes_token_id", int64_t{-1});
+  }
+
+  std::vector<Encoding> encode_pair(std::string_view query,
+                                    std::string_view passage) const override {
+    const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
+    const auto max_length = static_cast<size_t>(task_.max_length);
+    std::vector<int64_t> query_ids =
+        tokenizer.encode(query_prefix_ + std::string(query), max_length * 3 / 4);
+    // Room for the passage: within max_length plus one separator and the prompt, after <bos>,
+    // the query and the separator.
+    const size_t budget = max_length + separator_ids_.size() + prompt_ids_.size();
+    const size_t used = 1 + query_ids.size() + separator_ids_.size();
+    const size_t room = std::min(max_length, budget > used ? budget - used : 0);
+    const std::vector<int64_t> passage_ids =
+        tokenizer.encode(passage_prefix_ + std::string(passage), room);
+
+    Encoding encoding = tokenizer.build_single(query_ids);
+    auto& ids = encoding.ids;
+    ids.insert(ids.end(), separator_ids_.begin(), separator_ids_.end());
+    ids.insert(ids.end(), passage_ids.begin(), passage_ids.end());
+    ids.insert(ids.end(), separator_ids_.begin(), separator_ids_.end());
+    ids.insert(ids.end(), prompt_ids_.begin(), prompt_ids_.end());
+    encoding.type_ids.assign(ids.size(), 0);
+    return {std::move(encoding)};
+  }
+
+  std::vector<engine::SequenceResult> run(const std::vector<const Encoding*>& batch,
+                                          size_t padded_length) override {
+    c10::InferenceMode inference;
+    const int64_t pad = bundle_.tokenizer->special_tokens().pad;
+    engine::SequenceBatch inputs =
+        engine::make_sequence_batch(batch, padded_length, pad, bundle_.device);
+    std::vector<at::Tensor> outputs =
+        bundle_.model->forward({inputs.input_ids, inputs.attention_mask});
+    check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 1 &&
+                                  outputs[0].size(0) == static_cast<int64_t>(batch.size()),
+                              "the LLM reranker must return one 'Yes' logit per sequence");
+    at::Tensor scores = outputs[0].to(at::kFloat);
+    if (task_.normalize) scores = at::sigmoid(scores);
+    scores = scores.to(at::kCPU).contiguous();
+    std::vector<engine::SequenceResult> results(batch.size());
+    const float* data = scores.data_ptr<float>();
+    for (size_t i = 0; i < results.size(); ++i) results[i].score = data[i];
+    return results;
+  }
+
+  std::string describe() const override {
+    return fmt::format("LLM reranker: logit of 'Yes' (id {}) after a {}-token prompt{}",
+                       yes_token_, prompt_ids_.size(),
+                       task_.normalize ? ", through a sigmoid" : "");
+  }
+
+ private:
+  engine::ModelBundle& bundle_;
+  std::string query_prefix_;
+  std::string passage_prefix_;
+  std::vector<int64_t> prompt_ids_;
+  std::vector<int64_t> separator_ids_;
+  int64_t yes_token_ = -1;
+};
+
+}  // namespace
+
+std::unique_ptr<engine::FamilyAdapter> make_adapter(const engine::AdapterContext& context) {
+  return std::make_unique<LlmRerankerAdapter>(context);
+}
+
+}  // namespace models::llm_reranker

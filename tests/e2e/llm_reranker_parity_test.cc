@@ -1,0 +1,119 @@
+// The LLM reranker against FlagEmbedding's FlagLLMReranker on the same tiny Gemma checkpoint:
+// Gemma tokenization, the exact input ids of each pair, the 'Yes' scores, and scores that do not
+// depend on batching or on which side a batch is padded.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
+
+#include "engine/runtime/pair_scoring_adapter.h"
+#include "models/registry.h"
+#include "tests/support/test_support.h"
+
+namespace engine {
+namespace {
+
+using testing::fixture_path;
+
+constexpr double kTolerance = 1e-5;
+
+class LlmRerankerParityTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    models::register_model_families();
+    reference_ = new nlohmann::json(testing::read_json(fixture_path("llm_reranker_256.json")));
+  }
+  static void TearDownTestSuite() { delete reference_; }
+
+  static std::vector<std::string> score_records() {
+    std::vector<std::string> lines;
+    for (const auto& pair : reference_->at("pairs")) {
+      lines.push_back(
+          nlohmann::json({{"query", pair.at("query")}, {"passage", pair.at("passage")}}).dump());
+    }
+    return lines;
+  }
+
+  static nlohmann::json* reference_;
+  testing::TempDir dir_;
+};
+
+nlohmann::json* LlmRerankerParityTest::reference_ = nullptr;
+
+TEST_F(LlmRerankerParityTest, GemmaTokenizationEqualsTransformers) {
+  ModelBundle bundle = load_bundle_without_model(fixture_path("llm_tiny"));
+  const Tokenizer& tokenizer = *bundle.tokenizer;
+  for (const auto& item : reference_->at("texts")) {
+    const std::string text = item.at("text");
+    EXPECT_EQ(tokenizer.encode(text), item.at("slow_ids").get<std::vector<int64_t>>()) << text;
+    EXPECT_EQ(tokenizer.build_single(tokenizer.encode(text)).ids,
+              item.at("slow_ids_bos").get<std::vector<int64_t>>())
+        << text;
+  }
+}
+
+TEST_F(LlmRerankerParityTest, PairsAreBuiltAsFlagLlmRerankerBuildsThem) {
+  ModelBundle bundle = load_bundle_without_model(fixture_path("llm_tiny"));
+  TaskConfig task;
+  task.kind = TaskKind::kScore;
+  task.max_length = reference_->at("max_length");
+  ConfigNode options(YAML::Node(), "model.options", std::make_shared<ConfigSource>());
+  auto adapter = make_adapter("llm_reranker", {bundle, task, options});
+  auto& scorer = dynamic_cast<PairScoringAdapter&>(*adapter);
+  size_t truncated = 0;
+  for (const auto& pair : reference_->at("pairs")) {
+    const auto sequences = scorer.encode_pair(pair.at("query").get<std::string>(),
+                                              pair.at("passage").get<std::string>());
+    ASSERT_EQ(sequences.size(), 1u);
+    EXPECT_EQ(sequences[0].ids, pair.at("input_ids").get<std::vector<int64_t>>())
+        << "query: " << pair.at("query").get<std::string>();
+    truncated += pair.at("query_truncated").get<bool>() || pair.at("passage_truncated").get<bool>();
+  }
+  EXPECT_GE(truncated, 2u) << "the fixture must cut both queries and passages";
+}
+
+TEST_F(LlmRerankerParityTest, ScoresEqualFlagLlmReranker) {
+  const auto& expected = reference_->at("scores").at("batch_size_1");
+  const std::string max_length = "task.max_length=" + std::to_string(reference_->at("max_length").get<int>());
+  for (const char* batch : {"batching.max_batch_size=1", "batching.max_batch_size=8"}) {
+    const auto outputs = testing::run_job(fixture_path("llm_tiny"), score_records(), "score",
+                                          {max_length, batch}, dir_);
+    ASSERT_EQ(outputs.size(), expected.size());
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      EXPECT_NEAR(outputs[i].at("score").get<double>(), expected[i].get<double>(), kTolerance)
+          << batch << " pair " << i;
+    }
+  }
+}
+
+TEST_F(LlmRerankerParityTest, LeftAndRightPaddingGiveTheSameScores) {
+  ModelConfig config;
+  config.path = fixture_path("llm_tiny");
+  config.device = "cpu";
+  ModelBundle bundle = load_bundle(config);
+  c10::InferenceMode inference;
+  const std::vector<std::vector<int64_t>> rows = {{2, 40, 41, 42, 43, 44, 45, 46}, {2, 50, 51}};
+  const int64_t length = 8;
+  at::Tensor right = at::zeros({2, length}, at::kLong), left = at::zeros({2, length}, at::kLong);
+  at::Tensor right_mask = at::zeros_like(right), left_mask = at::zeros_like(left);
+  for (int64_t r = 0; r < 2; ++r) {
+    const auto& row = rows[static_cast<size_t>(r)];
+    const auto n = static_cast<int64_t>(row.size());
+    for (int64_t c = 0; c < n; ++c) {
+      right[r][c] = row[static_cast<size_t>(c)];
+      right_mask[r][c] = 1;
+      left[r][length - n + c] = row[static_cast<size_t>(c)];
+      left_mask[r][length - n + c] = 1;
+    }
+  }
+  const at::Tensor right_scores = bundle.model->forward({right, right_mask})[0];
+  const at::Tensor left_scores = bundle.model->forward({left, left_mask})[0];
+  const at::Tensor alone = bundle.model->forward(
+      {right.slice(0, 1, 2).slice(1, 0, 3), right_mask.slice(0, 1, 2).slice(1, 0, 3)})[0];
+  EXPECT_LE((right_scores - left_scores).abs().max().item<double>(), kTolerance);
+  EXPECT_NEAR(right_scores[1].item<double>(), alone[0].item<double>(), kTolerance);
+  EXPECT_GT((right_scores[0] - right_scores[1]).abs().item<double>(), 1e-4)
+      << "different inputs score differently";
+}
+
+}  // namespace
+}  // namespace engine
