@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <limits>
 
+#include <ATen/ATen.h>
+
 namespace engine {
 
 std::vector<PlannedSequence> PairScoringAdapter::plan(const TaskRecord& record) const {
@@ -13,6 +15,17 @@ std::vector<PlannedSequence> PairScoringAdapter::plan(const TaskRecord& record) 
     }
   }
   return sequences;
+}
+
+std::vector<SequenceResult> PairScoringAdapter::results_from_scores(const at::Tensor& scores,
+                                                                    bool sigmoid) {
+  at::Tensor values = scores.to(at::kFloat);
+  if (sigmoid) values = at::sigmoid(values);
+  values = values.to(at::kCPU).contiguous();
+  const float* data = values.data_ptr<float>();
+  std::vector<SequenceResult> results(static_cast<size_t>(values.numel()));
+  for (size_t i = 0; i < results.size(); ++i) results[i].score = data[i];
+  return results;
 }
 
 OutputRecord PairScoringAdapter::finish(const TaskRecord& record,

@@ -8,6 +8,10 @@
 
 #include "engine/runtime/family_adapter.h"
 
+namespace at {
+class Tensor;
+}
+
 namespace engine {
 
 class PairScoringAdapter : public FamilyAdapter {
@@ -27,6 +31,9 @@ class PairScoringAdapter : public FamilyAdapter {
                                             std::string_view passage) const = 0;
 
  protected:
+  // One result per score of a [batch] tensor, through a sigmoid when asked.
+  static std::vector<SequenceResult> results_from_scores(const at::Tensor& scores, bool sigmoid);
+
   const TaskConfig& task_;
 };
 

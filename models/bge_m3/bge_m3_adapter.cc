@@ -9,6 +9,7 @@
 
 #include "engine/common/error.h"
 #include "engine/runtime/sequence_batch.h"
+#include "engine/runtime/text_embedding_adapter.h"
 #include "models/bge_m3/m3_scores.h"
 
 namespace models::bge_m3 {
@@ -20,8 +21,6 @@ using engine::OutputRecord;
 using engine::SequenceResult;
 using engine::TaskKind;
 
-constexpr int kQuerySlot = -1;
-
 enum class Mode { kDense, kSparse, kColbert, kCombined };
 
 struct Wanted {
@@ -30,14 +29,11 @@ struct Wanted {
   bool colbert = false;
 };
 
-class BgeM3Adapter : public engine::FamilyAdapter {
+class BgeM3Adapter : public engine::TextEmbeddingAdapter {
  public:
   explicit BgeM3Adapter(const engine::AdapterContext& context)
-      : bundle_(context.bundle), task_(context.task) {
+      : TextEmbeddingAdapter(context.bundle, context.task) {
     const auto& manifest = bundle_.manifest;
-    check<ConfigError>(task_.max_length <= manifest.max_positions,
-                       "task.max_length is {} but the model has {} positions", task_.max_length,
-                       manifest.max_positions);
     // FlagEmbedding leaves the <s>, </s>, <pad> and <unk> weights out of lexical weights.
     try {
       for (int64_t id : manifest.document.value("sparse_skip_ids", std::vector<int64_t>{0, 1, 2, 3})) {
@@ -47,26 +43,16 @@ class BgeM3Adapter : public engine::FamilyAdapter {
       throw ConfigError(manifest.directory + "/engine.json: sparse_skip_ids must be a list of ids");
     }
     read_options(context.options);
-    hidden_ = manifest.architecture.value("hidden_size", 0);
-  }
-
-  bool serves(TaskKind) const override { return true; }
-
-  std::vector<engine::PlannedSequence> plan(const engine::TaskRecord& record) const override {
-    std::vector<engine::PlannedSequence> sequences;
-    sequences.push_back({encode(record.query), kQuerySlot});
-    for (size_t i = 0; i < record.passages.size(); ++i) {
-      sequences.push_back({encode(record.passages[i].text), static_cast<int>(i)});
-    }
-    return sequences;
   }
 
   std::vector<SequenceResult> run(const std::vector<const engine::Encoding*>& batch,
                                   size_t padded_length) override;
 
-  OutputRecord finish(const engine::TaskRecord& record,
-                      const std::vector<engine::PlannedSequence>& plan,
-                      const std::vector<SequenceResult>& results) const override;
+  float pair_score(const engine::PlannedSequence& query_plan, const SequenceResult& query,
+                   const engine::PlannedSequence& passage_plan,
+                   const SequenceResult& passage) const override;
+  void write_embedding(const engine::PlannedSequence& planned, const SequenceResult& result,
+                       OutputRecord& output) const override;
 
   std::string describe() const override {
     if (task_.kind == TaskKind::kEmbed) {
@@ -80,30 +66,16 @@ class BgeM3Adapter : public engine::FamilyAdapter {
 
  private:
   void read_options(const engine::ConfigNode& options);
-  engine::Encoding encode(std::string_view text) const {
-    const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
-    const size_t room = static_cast<size_t>(task_.max_length) - tokenizer.special_token_count(false);
-    return tokenizer.build_single(tokenizer.encode(text, room));
-  }
   LexicalWeights lexical(const engine::PlannedSequence& planned,
                          const SequenceResult& result) const {
     return lexical_weights(planned.encoding.ids, result.token_weights.data(), skip_ids_);
   }
-  float pair_score(const engine::PlannedSequence& query_plan, const SequenceResult& query,
-                   const engine::PlannedSequence& passage_plan,
-                   const SequenceResult& passage) const;
-  OutputRecord embedding_output(const engine::TaskRecord& record,
-                                const engine::PlannedSequence& planned,
-                                const SequenceResult& result) const;
 
-  engine::ModelBundle& bundle_;
-  const engine::TaskConfig& task_;
   std::unordered_set<int64_t> skip_ids_;
   Wanted wanted_;
   Mode mode_ = Mode::kDense;
   std::vector<float> weights_ = {0.4f, 0.2f, 0.4f};
   bool sparse_tokens_ = false;
-  int64_t hidden_ = 0;
 };
 
 void BgeM3Adapter::read_options(const engine::ConfigNode& options) {
@@ -204,11 +176,8 @@ float BgeM3Adapter::pair_score(const engine::PlannedSequence& query_plan,
   return (weights_[2] * colbert() + weights_[1] * sparse() + weights_[0] * dense()) / total;
 }
 
-OutputRecord BgeM3Adapter::embedding_output(const engine::TaskRecord& record,
-                                            const engine::PlannedSequence& planned,
-                                            const SequenceResult& result) const {
-  OutputRecord output = OutputRecord::object();
-  if (!record.id.is_null()) output["id"] = engine::output_id(record.id);
+void BgeM3Adapter::write_embedding(const engine::PlannedSequence& planned,
+                                   const SequenceResult& result, OutputRecord& output) const {
   if (wanted_.dense) output["dense"] = result.vector;
   if (wanted_.sparse) {
     OutputRecord sparse = OutputRecord::object();
@@ -226,20 +195,6 @@ OutputRecord BgeM3Adapter::embedding_output(const engine::TaskRecord& record,
     }
     output["colbert"] = std::move(rows);
   }
-  return output;
-}
-
-OutputRecord BgeM3Adapter::finish(const engine::TaskRecord& record,
-                                  const std::vector<engine::PlannedSequence>& plan,
-                                  const std::vector<SequenceResult>& results) const {
-  // plan() puts the query (the embed record's text) first.
-  if (task_.kind == TaskKind::kEmbed) return embedding_output(record, plan[0], results[0]);
-  std::vector<float> scores(record.passages.size());
-  for (size_t i = 1; i < plan.size(); ++i) {
-    scores[static_cast<size_t>(plan[i].slot)] = pair_score(plan[0], results[0], plan[i], results[i]);
-  }
-  if (task_.kind == TaskKind::kScore) return engine::score_output(record, scores.front());
-  return engine::rerank_output(record, scores, task_.top_k);
 }
 
 }  // namespace

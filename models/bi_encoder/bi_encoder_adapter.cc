@@ -9,6 +9,7 @@
 
 #include "engine/common/error.h"
 #include "engine/runtime/sequence_batch.h"
+#include "engine/runtime/text_embedding_adapter.h"
 
 namespace models::bi_encoder {
 namespace {
@@ -17,9 +18,7 @@ using engine::check;
 using engine::ConfigError;
 using engine::OutputRecord;
 using engine::SequenceResult;
-using engine::TaskKind;
 
-constexpr int kQuerySlot = -1;
 // PyTorch's cosine_similarity clamps each norm at this.
 constexpr double kNormEpsilon = 1e-8;
 
@@ -35,29 +34,15 @@ float cosine(const std::vector<float>& a, const std::vector<float>& b) {
                                    std::max(std::sqrt(norm_b), kNormEpsilon)));
 }
 
-class BiEncoderAdapter : public engine::FamilyAdapter {
+class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
  public:
   explicit BiEncoderAdapter(const engine::AdapterContext& context)
-      : bundle_(context.bundle), task_(context.task) {
+      : TextEmbeddingAdapter(context.bundle, context.task) {
     const auto& manifest = bundle_.manifest;
-    check<ConfigError>(task_.max_length <= manifest.max_positions,
-                       "task.max_length is {} but the model has {} positions", task_.max_length,
-                       manifest.max_positions);
     const std::string pooling = manifest.document.value("pooling", std::string("mean"));
     check<ConfigError>(pooling == "mean", "{}/engine.json: pooling '{}' is not supported; mean is",
                        manifest.directory, pooling);
     context.options.reject_unknown_keys();
-  }
-
-  bool serves(TaskKind) const override { return true; }
-
-  std::vector<engine::PlannedSequence> plan(const engine::TaskRecord& record) const override {
-    std::vector<engine::PlannedSequence> sequences;
-    sequences.push_back({encode(record.query), kQuerySlot});
-    for (size_t i = 0; i < record.passages.size(); ++i) {
-      sequences.push_back({encode(record.passages[i].text), static_cast<int>(i)});
-    }
-    return sequences;
   }
 
   std::vector<SequenceResult> run(const std::vector<const engine::Encoding*>& batch,
@@ -84,37 +69,20 @@ class BiEncoderAdapter : public engine::FamilyAdapter {
     return results;
   }
 
-  OutputRecord finish(const engine::TaskRecord& record,
-                      const std::vector<engine::PlannedSequence>& plan,
-                      const std::vector<SequenceResult>& results) const override {
-    if (task_.kind == TaskKind::kEmbed) {
-      OutputRecord output = OutputRecord::object();
-      if (!record.id.is_null()) output["id"] = engine::output_id(record.id);
-      output["dense"] = results[0].vector;
-      return output;
-    }
-    std::vector<float> scores(record.passages.size());
-    for (size_t i = 1; i < plan.size(); ++i) {
-      scores[static_cast<size_t>(plan[i].slot)] = cosine(results[0].vector, results[i].vector);
-    }
-    if (task_.kind == TaskKind::kScore) return engine::score_output(record, scores.front());
-    return engine::rerank_output(record, scores, task_.top_k);
+  float pair_score(const engine::PlannedSequence&, const SequenceResult& query,
+                   const engine::PlannedSequence&, const SequenceResult& passage) const override {
+    return cosine(query.vector, passage.vector);
+  }
+
+  void write_embedding(const engine::PlannedSequence&, const SequenceResult& result,
+                       OutputRecord& output) const override {
+    output["dense"] = result.vector;
   }
 
   std::string describe() const override {
     return "bi-encoder: mean of the last hidden states, cosine similarity";
   }
 
- private:
-  engine::Encoding encode(std::string_view text) const {
-    const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
-    const size_t room =
-        static_cast<size_t>(task_.max_length) - tokenizer.special_token_count(false);
-    return tokenizer.build_single(tokenizer.encode(text, room));
-  }
-
-  engine::ModelBundle& bundle_;
-  const engine::TaskConfig& task_;
 };
 
 }  // namespace

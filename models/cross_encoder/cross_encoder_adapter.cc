@@ -59,13 +59,7 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
                               num_labels_);
     at::Tensor logits = outputs[0].to(at::kFloat);
     if (activation_ == "softmax") logits = at::softmax(logits, 1);
-    at::Tensor scores = logits.select(1, label_);
-    if (activation_ == "sigmoid") scores = at::sigmoid(scores);
-    scores = scores.to(at::kCPU).contiguous();
-    const float* data = scores.data_ptr<float>();
-    std::vector<engine::SequenceResult> results(batch.size());
-    for (size_t i = 0; i < results.size(); ++i) results[i].score = data[i];
-    return results;
+    return results_from_scores(logits.select(1, label_), activation_ == "sigmoid");
   }
 
   std::string describe() const override {

@@ -82,13 +82,7 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
     check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 1 &&
                                   outputs[0].size(0) == static_cast<int64_t>(batch.size()),
                               "the LLM reranker must return one 'Yes' logit per sequence");
-    at::Tensor scores = outputs[0].to(at::kFloat);
-    if (task_.normalize) scores = at::sigmoid(scores);
-    scores = scores.to(at::kCPU).contiguous();
-    std::vector<engine::SequenceResult> results(batch.size());
-    const float* data = scores.data_ptr<float>();
-    for (size_t i = 0; i < results.size(); ++i) results[i].score = data[i];
-    return results;
+    return results_from_scores(outputs[0], task_.normalize);
   }
 
   std::string describe() const override {

@@ -1,0 +1,48 @@
+#include "engine/runtime/text_embedding_adapter.h"
+
+#include "engine/common/error.h"
+
+namespace engine {
+
+TextEmbeddingAdapter::TextEmbeddingAdapter(const ModelBundle& bundle, const TaskConfig& task)
+    : bundle_(bundle), task_(task) {
+  check<ConfigError>(task_.max_length <= bundle_.manifest.max_positions,
+                     "task.max_length is {} but the model has {} positions; set task.max_length "
+                     "to at most {}",
+                     task_.max_length, bundle_.manifest.max_positions,
+                     bundle_.manifest.max_positions);
+}
+
+std::vector<PlannedSequence> TextEmbeddingAdapter::plan(const TaskRecord& record) const {
+  const Tokenizer& tokenizer = *bundle_.tokenizer;
+  const size_t room = static_cast<size_t>(task_.max_length) - tokenizer.special_token_count(false);
+  const auto encode = [&](std::string_view text) {
+    return tokenizer.build_single(tokenizer.encode(text, room));
+  };
+  std::vector<PlannedSequence> sequences;
+  sequences.push_back({encode(record.query), kQuerySlot});
+  for (size_t i = 0; i < record.passages.size(); ++i) {
+    sequences.push_back({encode(record.passages[i].text), static_cast<int>(i)});
+  }
+  return sequences;
+}
+
+OutputRecord TextEmbeddingAdapter::finish(const TaskRecord& record,
+                                          const std::vector<PlannedSequence>& plan,
+                                          const std::vector<SequenceResult>& results) const {
+  // plan() puts the query (an embed record's text) first.
+  if (task_.kind == TaskKind::kEmbed) {
+    OutputRecord output = OutputRecord::object();
+    if (!record.id.is_null()) output["id"] = output_id(record.id);
+    write_embedding(plan[0], results[0], output);
+    return output;
+  }
+  std::vector<float> scores(record.passages.size());
+  for (size_t i = 1; i < plan.size(); ++i) {
+    scores[static_cast<size_t>(plan[i].slot)] = pair_score(plan[0], results[0], plan[i], results[i]);
+  }
+  if (task_.kind == TaskKind::kScore) return score_output(record, scores.front());
+  return rerank_output(record, scores, task_.top_k);
+}
+
+}  // namespace engine

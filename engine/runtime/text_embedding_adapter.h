@@ -1,0 +1,38 @@
+// The common part of families that encode each text on its own (bi-encoders, BGE-M3): every
+// task is served; the query and each passage are one sequence each (the query once per record);
+// embed writes a text's representations, rerank and score compare the query's with each
+// passage's.
+#pragma once
+
+#include <vector>
+
+#include "engine/runtime/family_adapter.h"
+
+namespace engine {
+
+class TextEmbeddingAdapter : public FamilyAdapter {
+ public:
+  // Throws ConfigError when task.max_length passes the model's positions.
+  TextEmbeddingAdapter(const ModelBundle& bundle, const TaskConfig& task);
+
+  bool serves(TaskKind) const override { return true; }
+  std::vector<PlannedSequence> plan(const TaskRecord& record) const override;
+  OutputRecord finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
+                      const std::vector<SequenceResult>& results) const override;
+
+ protected:
+  static constexpr int kQuerySlot = -1;
+
+  // How well a passage matches the query.
+  virtual float pair_score(const PlannedSequence& query_plan, const SequenceResult& query,
+                           const PlannedSequence& passage_plan,
+                           const SequenceResult& passage) const = 0;
+  // Adds a text's representations to its embed output line.
+  virtual void write_embedding(const PlannedSequence& planned, const SequenceResult& result,
+                               OutputRecord& output) const = 0;
+
+  const ModelBundle& bundle_;
+  const TaskConfig& task_;
+};
+
+}  // namespace engine
