@@ -26,25 +26,25 @@ Python post-processing (M3Embedder.encode_single_device):
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
 from pathlib import Path
 
-import sentencepiece as spm
 import torch
 import torch.nn.functional as F
-import transformers
 from torch import nn
 from transformers import (AutoConfig, XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer,
                           XLMRobertaTokenizerFast)
 
+from models.common.bundle import (TRACE_TOL, atomic_copy, check_lengths, compare_with_eager,
+                                  encoder_architecture, manifest_header, quiet_transformers,
+                                  random_batch, resolve_max_length, save_verified_trace,
+                                  source_block, spread_weights, write_manifest,
+                                  write_tiny_marker, xlmr_max_positions, xlmr_special_ids)
 from models.common.multilingual_corpus import passage, sample_texts
-from models.cross_encoder.export import (MANIFEST_FILE, MODEL_FILE, SPM_FILE, TINY_MARKER,
-                                         _atomic_write_bytes, _param_name, _random_batch,
-                                         _sha256, _spm_layout, _spread_weights,
-                                         _train_sentencepiece)
+from models.common.sentencepiece_training import (XLMR_SPM_FILE, check_xlmr_layout,
+                                                  train_xlmr_sentencepiece)
+
+SPM_FILE = XLMR_SPM_FILE
 
 SPARSE_FILE = "sparse_linear.pt"
 COLBERT_FILE = "colbert_linear.pt"
@@ -53,7 +53,6 @@ COLBERT_FILE = "colbert_linear.pt"
 # (inference/embedder/encoder_only/m3.py:67-68).  The model accepts 8192.
 DEFAULT_MAX_LENGTH = 512
 
-_TRACE_TOL = 1e-5
 # FlagEmbedding runs the backbone with SDPA attention, the trace with eager:
 # same maths, different summation order.
 _FLAG_TOL = 1e-4
@@ -75,8 +74,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spm_path = out / SPM_FILE
-    _train_sentencepiece(spm_path, vocab_size, seed)
-    sp_size = spm.SentencePieceProcessor(model_file=str(spm_path)).get_piece_size()
+    sp_size = train_xlmr_sentencepiece(spm_path, vocab_size, seed)
 
     config = XLMRobertaConfig(
         vocab_size=sp_size + 2, hidden_size=hidden, num_hidden_layers=layers,
@@ -88,7 +86,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden
     )
     torch.manual_seed(seed)
     model = XLMRobertaModel(config).eval()
-    _spread_weights(model, seed)
+    spread_weights(model, seed)
     with torch.no_grad():
         # Embedding outputs are judged by direction, and two things make a
         # random model's directions nearly input-independent (dense cosine
@@ -107,7 +105,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden
     # Stored as FlagEmbedding saves them: nn.Linear state dicts (weight, bias).
     head = nn.ModuleDict({"sparse_linear": nn.Linear(hidden, 1),
                           "colbert_linear": nn.Linear(hidden, hidden)})
-    _spread_weights(head, seed + 1)
+    spread_weights(head, seed + 1)
     torch.save(head["sparse_linear"].state_dict(), out / SPARSE_FILE)
     torch.save(head["colbert_linear"].state_dict(), out / COLBERT_FILE)
 
@@ -116,10 +114,9 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden
     XLMRobertaTokenizerFast(vocab_file=str(spm_path),
                             model_max_length=max_positions).save_pretrained(out)
 
-    (out / TINY_MARKER).write_text(json.dumps({
+    write_tiny_marker(out, {
         "seed": seed, "sentencepiece_size": sp_size, "hidden": hidden, "layers": layers,
-        "heads": heads, "intermediate": intermediate,
-        "max_positions": max_positions}, indent=2) + "\n")
+        "heads": heads, "intermediate": intermediate, "max_positions": max_positions})
     return out
 
 
@@ -182,14 +179,10 @@ def load_wrapper(checkpoint_dir) -> M3Outputs:
         raise ValueError(f"{ckpt}: model_type {config.model_type!r}, expected 'xlm-roberta'")
     # eager attention: SDPA's Python-level mask shortcuts would be frozen by
     # the trace.  No pooler: bge-m3 reads the raw <s> hidden state.
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "pooler weights not used"
-    try:
+    with quiet_transformers():  # "pooler weights not used"
         backbone = XLMRobertaModel.from_pretrained(
             ckpt, attn_implementation="eager", torchscript=True, dtype=torch.float32,
             add_pooling_layer=False).eval()
-    finally:
-        transformers.logging.set_verbosity(verbosity)
     hidden = config.hidden_size
     sparse = _load_head(ckpt / SPARSE_FILE, hidden, 1)
     colbert_state = ckpt / COLBERT_FILE
@@ -230,13 +223,9 @@ def _compare_with_flagembedding(ckpt: Path, traced, max_length: int, skip_ids: l
     if flag_skip != skip_ids:
         raise RuntimeError(f"tokenizer special ids {flag_skip} != manifest sparse_skip_ids {skip_ids}")
     length = min(max_length, 512)
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "fast tokenizer: use __call__ ..."
-    try:
+    with quiet_transformers():  # "fast tokenizer: use __call__ ..."
         ref = flag.encode(texts, max_length=length, return_dense=True, return_sparse=True,
                           return_colbert_vecs=True)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
     rows = tok(texts, truncation=True, max_length=length)["input_ids"]
     width = max(map(len, rows))
     ids = torch.full((len(rows), width), tok.pad_token_id, dtype=torch.long)
@@ -279,73 +268,32 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     wrapper = load_wrapper(ckpt)
     cfg = wrapper.backbone.config
     colbert_dim = wrapper.colbert_linear.out_features
-    sp_size = _spm_layout(spm_src)
-    if cfg.vocab_size < sp_size + 2:
-        raise ValueError(f"config vocab_size {cfg.vocab_size} < sentencepiece size {sp_size} + 2")
-    if (cfg.bos_token_id, cfg.pad_token_id, cfg.eos_token_id) != (0, 1, 2):
-        raise ValueError("expected XLM-R special ids bos=0 pad=1 eos=2 in config, got "
-                         f"{(cfg.bos_token_id, cfg.pad_token_id, cfg.eos_token_id)}")
-    specials = {"bos": 0, "pad": 1, "eos": 2, "unk": 3, "mask": sp_size + 1}
+    sp_size = check_xlmr_layout(spm_src)
+    specials = xlmr_special_ids(cfg, sp_size)
     # FlagEmbedding drops cls (= <s>), eos, pad and unk from lexical weights.
     skip_ids = sorted({specials["bos"], specials["eos"], specials["pad"], specials["unk"]})
-
-    max_positions = cfg.max_position_embeddings - cfg.pad_token_id - 1
-    if max_length is None:
-        max_length = min(DEFAULT_MAX_LENGTH, max_positions)
-    if not 8 <= max_length <= max_positions:
-        raise ValueError(f"max_length {max_length} must be in [8, {max_positions}]")
+    max_positions = xlmr_max_positions(cfg)
+    max_length = resolve_max_length(max_length, min(DEFAULT_MAX_LENGTH, max_positions),
+                                    max_positions)
 
     gen = torch.Generator().manual_seed(1234)
-    batch = lambda lengths: _random_batch(gen, lengths, cfg.vocab_size, 1, 0, 2, first_id=3)[:2]
-    example = batch([11, 7])
-    verbosity = transformers.logging.get_verbosity()
-    # Tracing reads HF's loss_function property, which logs a misleading
-    # "loss_type=None" warning.
-    transformers.logging.set_verbosity_error()
-    try:
-        traced = torch.jit.trace(wrapper, example, check_trace=False)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / MODEL_FILE
-    pending = out / (MODEL_FILE + ".tmp")
-    torch.jit.save(traced, str(pending))
+    batch = lambda lengths: random_batch(gen, lengths, cfg.vocab_size, 1, 0, 2, first_id=3)[:2]
+    # [2, 2]: rows of <s></s> alone, whose ColBERT output is one vector each.
+    checks = check_lengths(max_length) + [[2, 2]]
+    check_output = lambda got, lengths, inputs: _check_outputs(got, lengths, inputs[1],
+                                                               cfg.hidden_size, colbert_dim)
 
-    loaded = torch.jit.load(str(pending)).eval()
-    longest = min(max_length, 1024)
-    checks = [[5], [min(37, longest), 20, 3], [longest, min(64, longest), 17, 6], [2, 2]]
-    worst = 0.0
-    for lengths in checks:
-        inputs = batch(lengths)
-        ref = wrapper(*inputs)
-        got = loaded(*inputs)
-        _check_outputs(got, lengths, inputs[1], cfg.hidden_size, colbert_dim)
-        diff = max((g - r).abs().max().item() for g, r in zip(got, ref))
-        worst = max(worst, diff)
-        if not diff <= _TRACE_TOL:
-            raise RuntimeError(f"trace verification failed for lengths {lengths}: "
-                               f"max abs diff {diff:.3g} > {_TRACE_TOL}")
-    flag = _compare_with_flagembedding(ckpt, loaded, max_length, skip_ids)
+    def verify(loaded):
+        worst = compare_with_eager(loaded, wrapper, batch, checks, check_output)
+        return worst, _compare_with_flagembedding(ckpt, loaded, max_length, skip_ids)
 
-    emb_name = _param_name(wrapper, wrapper.backbone.get_input_embeddings().weight)
-    if emb_name not in dict(loaded.named_parameters()):
-        raise RuntimeError(f"{emb_name} missing from the saved module's named_parameters()")
-    os.replace(pending, model_path)
+    model_path, emb_name, (worst, flag) = save_verified_trace(
+        wrapper, batch([11, 7]), out, verify, wrapper.backbone.get_input_embeddings().weight)
 
-    _atomic_write_bytes(out / SPM_FILE, lambda p: shutil.copyfile(spm_src, p))
+    atomic_copy(spm_src, out / SPM_FILE)
     manifest = {
-        "format_version": 1,
-        "family": "bge_m3",
-        "model_format": "torchscript",
-        "model_file": MODEL_FILE,
-        "model_sha256": _sha256(model_path),
-        "architecture": {
-            "model_type": cfg.model_type,
-            "num_layers": cfg.num_hidden_layers,
-            "hidden_size": cfg.hidden_size,
-            "num_heads": cfg.num_attention_heads,
-            "intermediate_size": cfg.intermediate_size,
-        },
+        **manifest_header("bge_m3", model_path),
+        "architecture": encoder_architecture(cfg),
         "vocab_size": cfg.vocab_size,
         "max_positions": max_positions,
         "max_length": max_length,
@@ -356,16 +304,9 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "outputs": ["dense", "token_weights", "colbert"],
         "dtype": "float32",
         "embedding_parameter": emb_name,
-        "source": {
-            "checkpoint": str(ckpt),
-            "model_class": type(wrapper.backbone).__name__,
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-            "tiny": (ckpt / TINY_MARKER).is_file(),
-        },
+        "source": source_block(ckpt, model_class=type(wrapper.backbone).__name__),
     }
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write_bytes(out / MANIFEST_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    write_manifest(out, manifest)
 
     arch = manifest["architecture"]
     print(f"bundle: {out}")
@@ -374,7 +315,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     print(f"  vocab:      {cfg.vocab_size} (sentencepiece {sp_size}), "
           f"max_positions={max_positions}, max_length={max_length}, sparse_skip_ids={skip_ids}")
     print(f"  model.pt:   {model_path.stat().st_size / 1e6:.2f} MB sha256={manifest['model_sha256'][:16]}...")
-    print(f"  trace check: {len(checks)} batches, max abs diff {worst:.2e} (tol {_TRACE_TOL:g})")
+    print(f"  trace check: {len(checks)} batches, max abs diff {worst:.2e} (tol {TRACE_TOL:g})")
     if flag is not None:
         print(f"  FlagEmbedding check: {flag[1]} texts (up to {flag[2]} tokens), "
               f"max abs diff {flag[0]:.2e} (tol {_FLAG_TOL:g})")

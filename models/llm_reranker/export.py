@@ -15,34 +15,27 @@ A bundle directory contains:
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
 import time
-import warnings
 from pathlib import Path
 
 import sentencepiece as spm
 import torch
-import transformers
 from torch import nn
 from transformers import (AutoConfig, AutoTokenizer, GemmaConfig, GemmaForCausalLM,
                           GemmaTokenizer, GemmaTokenizerFast)
 
-from models.cross_encoder.export import _atomic_write_bytes, _param_name, _sha256
+from models.common.bundle import (TRACE_TOL, atomic_copy, hf_checkpoint_dir, manifest_header,
+                                  save_verified_trace, source_block, write_manifest,
+                                  write_tiny_marker)
 from models.llm_reranker.tokenizer import (DEFAULT_PROMPT, PASSAGE_PREFIX, QUERY_PREFIX,
                                            SEPARATOR, check_gemma_layout,
                                            train_gemma_sentencepiece)
 
 SPM_FILE = "tokenizer.model"
-MODEL_FILE = "model.pt"
-MANIFEST_FILE = "engine.json"
-TINY_MARKER = "tiny_checkpoint.json"
 
 _SUPPORTED_TYPES = {"gemma"}
 # FlagLLMReranker defaults (FlagEmbedding 1.4.2 decoder_only/base.py:220,297).
 FLAG_MAX_LENGTH = 512
-_TRACE_TOL = 1e-5
 
 
 # --------------------------------------------------------------------------
@@ -50,8 +43,9 @@ _TRACE_TOL = 1e-5
 # --------------------------------------------------------------------------
 
 @torch.no_grad()
-def _spread_weights(model: nn.Module, seed: int) -> None:
-    """Redraw parameters so the tiny model's scores clearly depend on input.
+def _spread_gemma_weights(model: nn.Module, seed: int) -> None:
+    """Redraw parameters so the tiny model's scores clearly depend on input
+    (Gemma's counterpart of ``models.common.bundle.spread_weights``).
 
     Gemma's RMSNorm multiplies by (1 + weight), so norms get small noise
     around 0.  Embeddings are scaled by sqrt(hidden) in the forward, so they
@@ -93,7 +87,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 2000, hidden
     )
     torch.manual_seed(seed)
     model = GemmaForCausalLM(config).eval()
-    _spread_weights(model, seed)
+    _spread_gemma_weights(model, seed)
     model.save_pretrained(out, safe_serialization=True)
 
     # Slow first, then fast: the fast one's tokenizer_config.json wins, and
@@ -103,10 +97,10 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 2000, hidden
     fast = GemmaTokenizerFast(vocab_file=str(spm_path), model_max_length=max_positions)
     fast.save_pretrained(out)
 
-    (out / TINY_MARKER).write_text(json.dumps({
+    write_tiny_marker(out, {
         "seed": seed, "sentencepiece_size": sp_size, "hidden": hidden, "layers": layers,
         "heads": heads, "kv_heads": kv_heads, "head_dim": head_dim,
-        "intermediate": intermediate, "max_positions": max_positions}, indent=2) + "\n")
+        "intermediate": intermediate, "max_positions": max_positions})
     return out
 
 
@@ -228,11 +222,9 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     bos + query + sep + passage <= max_length + len(prompt).
     """
     t0 = time.time()
-    ckpt = Path(checkpoint_dir).resolve()
+    ckpt = hf_checkpoint_dir(checkpoint_dir)
     out = Path(out_dir).resolve()
     spm_src = ckpt / SPM_FILE
-    if not (ckpt / "config.json").is_file():
-        raise FileNotFoundError(f"{ckpt}: no config.json (not a HF checkpoint directory)")
     if not spm_src.is_file():
         raise FileNotFoundError(f"{ckpt}: no {SPM_FILE} (Gemma SentencePiece model)")
     specials = check_gemma_layout(spm_src)
@@ -280,64 +272,49 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
             out_rows.append(r)
         return out_rows
 
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
-        with warnings.catch_warnings():
-            # Gemma's sqrt(hidden) embedding scale is a torch.tensor constant.
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(wrapper, _pad(rows([11, 7]), "right", specials["pad"]),
-                                     check_trace=False)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / MODEL_FILE
-    pending = out / (MODEL_FILE + ".tmp")
-    torch.jit.save(traced, str(pending))
-    loaded = torch.jit.load(str(pending)).eval()
-
     # Verify the saved file against (1) the eager HF model's LM-head logits
     # (full vocabulary rows, explicit position ids), (2) the eager wrapper,
     # (3) the same rows unpadded one by one; each padded batch both ways.
     # A 2B model on CPU is slow, so its longest checked row is shorter.
     n_params = sum(p.numel() for p in model.parameters())
     longest = min(max_sequence, 1024 if n_params < 1e8 else 128)
-    worst = {"vs_hf": 0.0, "vs_eager": 0.0, "vs_unpadded": 0.0}
-    for lengths in ([9, 9], [37, 20, 3], [longest, 64, 17, 6]):
-        batch_rows = rows(lengths)
-        alone = torch.cat([loaded(*_pad([r], "right", 0)) for r in batch_rows])
-        for side in ("right", "left") if len(set(lengths)) > 1 else ("right",):
-            ids, mask = _pad(batch_rows, side, specials["pad"])
-            got = loaded(ids, mask)
-            if got.shape != (len(lengths),) or got.dtype != torch.float32:
-                raise RuntimeError(f"traced output has shape {tuple(got.shape)} {got.dtype}")
-            ref = _hf_yes_logits(model, hf_rope, ids, mask, yes_id)
-            if softcap is not None:
-                ref = torch.tanh(ref / softcap) * softcap  # HF applies it after the head
-            # Same graph: exact up to float noise.  Different kernels or GEMM
-            # shapes (full LM head, batch of one): 1e-5 relative to logits > 1.
-            scaled = _TRACE_TOL * max(1.0, ref.abs().max().item())
-            eager = wrapper(ids, mask)
-            for key, other, tol in (("vs_hf", ref, scaled), ("vs_eager", eager, _TRACE_TOL),
-                                    ("vs_unpadded", alone, scaled)):
-                diff = (got - other).abs().max().item()
-                worst[key] = max(worst[key], diff)
-                if not diff <= tol:
-                    raise RuntimeError(f"verification {key} failed for {side}-padded lengths "
-                                       f"{lengths}: max abs diff {diff:.3g} > {tol:.3g}")
 
-    emb_name = _param_name(wrapper, model.get_input_embeddings().weight)
-    if emb_name not in dict(loaded.named_parameters()):
-        raise RuntimeError(f"{emb_name} missing from the saved module's named_parameters()")
-    os.replace(pending, model_path)
-    _atomic_write_bytes(out / SPM_FILE, lambda p: shutil.copyfile(spm_src, p))
+    def verify(loaded):
+        worst = {"vs_hf": 0.0, "vs_eager": 0.0, "vs_unpadded": 0.0}
+        for lengths in ([9, 9], [37, 20, 3], [longest, 64, 17, 6]):
+            batch_rows = rows(lengths)
+            alone = torch.cat([loaded(*_pad([r], "right", 0)) for r in batch_rows])
+            for side in ("right", "left") if len(set(lengths)) > 1 else ("right",):
+                ids, mask = _pad(batch_rows, side, specials["pad"])
+                got = loaded(ids, mask)
+                if got.shape != (len(lengths),) or got.dtype != torch.float32:
+                    raise RuntimeError(f"traced output has shape {tuple(got.shape)} {got.dtype}")
+                ref = _hf_yes_logits(model, hf_rope, ids, mask, yes_id)
+                if softcap is not None:
+                    ref = torch.tanh(ref / softcap) * softcap  # HF applies it after the head
+                # Same graph: exact up to float noise.  Different kernels or GEMM
+                # shapes (full LM head, batch of one): 1e-5 relative to logits > 1.
+                scaled = TRACE_TOL * max(1.0, ref.abs().max().item())
+                eager = wrapper(ids, mask)
+                for key, other, tol in (("vs_hf", ref, scaled), ("vs_eager", eager, TRACE_TOL),
+                                        ("vs_unpadded", alone, scaled)):
+                    diff = (got - other).abs().max().item()
+                    worst[key] = max(worst[key], diff)
+                    if not diff <= tol:
+                        raise RuntimeError(f"verification {key} failed for {side}-padded "
+                                           f"lengths {lengths}: max abs diff {diff:.3g} > "
+                                           f"{tol:.3g}")
+        return worst
+
+    # Gemma's sqrt(hidden) embedding scale is a torch.tensor constant, which
+    # the tracer warns about.
+    model_path, emb_name, worst = save_verified_trace(
+        wrapper, _pad(rows([11, 7]), "right", specials["pad"]), out, verify,
+        model.get_input_embeddings().weight, ignore_tracer_warnings=True)
+    atomic_copy(spm_src, out / SPM_FILE)
 
     manifest = {
-        "format_version": 1,
-        "family": "llm_reranker",
-        "model_format": "torchscript",
-        "model_file": MODEL_FILE,
-        "model_sha256": _sha256(model_path),
+        **manifest_header("llm_reranker", model_path),
         "architecture": {
             "model_type": cfg.model_type,
             "num_layers": cfg.num_hidden_layers,
@@ -366,18 +343,11 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "outputs": ["score"],
         "dtype": "float32",
         "embedding_parameter": emb_name,
-        "source": {
-            "checkpoint": str(ckpt),
-            "model_class": type(model).__name__,
-            "tokenizer_class": type(tok).__name__,
-            "padding_side": tok.padding_side,
-            "transformers_version": transformers.__version__,
-            "torch_version": torch.__version__,
-            "tiny": (ckpt / TINY_MARKER).is_file(),
-        },
+        "source": source_block(ckpt, model_class=type(model).__name__,
+                               tokenizer_class=type(tok).__name__,
+                               padding_side=tok.padding_side),
     }
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write_bytes(out / MANIFEST_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    write_manifest(out, manifest)
 
     arch = manifest["architecture"]
     print(f"bundle: {out}")
@@ -391,6 +361,6 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     print(f"  model.pt:   {model_path.stat().st_size / 1e6:.2f} MB "
           f"sha256={manifest['model_sha256'][:16]}...")
     print("  checks:     " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items())
-          + f" (tol {_TRACE_TOL:g}; longest row {longest})")
+          + f" (tol {TRACE_TOL:g}; longest row {longest})")
     print(f"  took {time.time() - t0:.1f}s")
     return out

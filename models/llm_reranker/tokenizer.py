@@ -14,12 +14,12 @@ model reproduces that layout with fewer user-defined pieces.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import sentencepiece as spm
 
 from models.common.multilingual_corpus import corpus_lines
+from models.common.sentencepiece_training import train_sentencepiece
 
 # FlagLLMReranker's default prompt (FlagEmbedding 1.4.2,
 # inference/reranker/decoder_only/base.py:354) and pair layout.
@@ -61,10 +61,8 @@ def _training_lines(seed: int) -> list[str]:
 
 def train_gemma_sentencepiece(path: Path, vocab_size: int = 2000, seed: int = 0) -> int:
     """Train the model into ``path``; return its piece count."""
-    buf = tempfile.SpooledTemporaryFile()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(_training_lines(seed)),
-        model_writer=buf,
+    train_sentencepiece(
+        path, _training_lines(seed),
         model_type="bpe",
         vocab_size=vocab_size,
         hard_vocab_limit=False,
@@ -85,11 +83,7 @@ def train_gemma_sentencepiece(path: Path, vocab_size: int = 2000, seed: int = 0)
         pad_id=0, eos_id=1, bos_id=2, unk_id=3,
         pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>", unk_piece="<unk>",
         user_defined_symbols=USER_DEFINED,
-        num_threads=1,  # deterministic
-        minloglevel=2,
     )
-    buf.seek(0)
-    path.write_bytes(buf.read())
     sp = spm.SentencePieceProcessor(model_file=str(path))
     missing = [p for p in REQUIRED_PIECES if sp.piece_to_id(p) == sp.unk_id()]
     if missing:

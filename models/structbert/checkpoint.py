@@ -60,6 +60,10 @@ class Checkpoint:
     default_max_length: int
     notes: list[str] = field(default_factory=list)
 
+    def special_ids(self) -> dict[str, int]:
+        """{cls, sep, pad, unk, mask} -> vocabulary id (read_checkpoint checked all exist)."""
+        return {name: self.vocab[text] for name, text in _SPECIAL_STRINGS.items()}
+
 
 def _read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))

@@ -19,21 +19,19 @@ layout for tests.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
-import transformers
-from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
+from models.common.bundle import (TRACE_TOL, FirstOutput, atomic_copy, atomic_write_bytes,
+                                  check_lengths, compare_with_eager, encoder_architecture,
+                                  manifest_header, resolve_max_length, save_verified_trace,
+                                  source_block, spread_weights, write_manifest,
+                                  write_tiny_marker)
 from models.common.wordpiece_vocab import read_vocab, write_vocab
-from models.cross_encoder.export import (MANIFEST_FILE, MODEL_FILE, TINY_MARKER, _TRACE_TOL,
-                                         _atomic_write_bytes, _param_name, _sha256,
-                                         _spread_weights)
 from models.structbert.checkpoint import (KINDS, MS_CONFIGURATION, VOCAB_FILE, Checkpoint,
                                           build_model, read_checkpoint)
 
@@ -67,7 +65,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, hidden: int = 32, layers: int 
     )
     torch.manual_seed(seed)
     model = BertForSequenceClassification(config).eval()
-    _spread_weights(model, seed)
+    spread_weights(model, seed)
 
     # SbertEmbeddings registers position_ids as a persistent buffer: it is
     # saved, and first in the embeddings' section (own buffers precede children).
@@ -75,7 +73,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, hidden: int = 32, layers: int 
     state["bert.embeddings.position_ids"] = torch.arange(max_positions).expand((1, -1)).clone()
     for k, v in model.state_dict().items():
         state[k] = v.detach().clone().contiguous()
-    _atomic_write_bytes(out / "pytorch_model.bin", lambda p: torch.save(state, p))
+    atomic_write_bytes(out / "pytorch_model.bin", lambda p: torch.save(state, p))
 
     # The BERT keys explicitly, plus what save_pretrained would add (no
     # generation defaults such as "max_length": 20, which would only confuse).
@@ -103,31 +101,16 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, hidden: int = 32, layers: int 
                          "second_sequence": "second_sequence"},
     }
     (out / MS_CONFIGURATION).write_text(json.dumps(ms_cfg, indent=4) + "\n")
-    (out / TINY_MARKER).write_text(json.dumps({
+    write_tiny_marker(out, {
         "seed": seed, "vocab_size": vocab_size, "hidden": hidden, "layers": layers,
         "heads": heads, "intermediate": intermediate, "max_positions": max_positions,
-        "num_labels": len(MS_ID2LABEL)}, indent=2) + "\n")
+        "num_labels": len(MS_ID2LABEL)})
     return out
 
 
 # --------------------------------------------------------------------------
 # Bundle export
 # --------------------------------------------------------------------------
-
-class FirstOutput(nn.Module):
-    """Fixes the (input_ids, attention_mask, token_type_ids) signature and
-    returns the first output as float32: logits for BertForSequenceClassification,
-    last_hidden_state for BertModel."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids, attention_mask, token_type_ids):
-        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                         token_type_ids=token_type_ids)
-        return out[0].float()
-
 
 def _bert_batch(gen: torch.Generator, lengths: list[int], vocab_size: int, ids: dict,
                 pairs: bool):
@@ -168,71 +151,35 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     model, unused = build_model(ck, kind)
     cfg = model.config
     max_positions = cfg.max_position_embeddings
-    if max_length is None:
-        max_length = ck.default_max_length
-    if not 8 <= max_length <= max_positions:
-        raise ValueError(f"max_length {max_length} must be in [8, {max_positions}]")
-    specials = {name: ck.vocab[tok] for name, tok in
-                (("cls", "[CLS]"), ("sep", "[SEP]"), ("pad", "[PAD]"), ("unk", "[UNK]"),
-                 ("mask", "[MASK]"))}
+    max_length = resolve_max_length(max_length, ck.default_max_length, max_positions)
+    specials = ck.special_ids()
 
     wrapper = FirstOutput(model).eval()
     gen = torch.Generator().manual_seed(1234)
     pairs = kind == "cross_encoder"
     batch = lambda lengths: _bert_batch(gen, lengths, cfg.vocab_size, specials, pairs)
-    example = batch([11, 7])  # padded, so the mask arithmetic is in the graph
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # loss_type=None noise while tracing
-    try:
-        traced = torch.jit.trace(wrapper, example, check_trace=False)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-    out.mkdir(parents=True, exist_ok=True)
-    model_path = out / MODEL_FILE
-    pending = out / (MODEL_FILE + ".tmp")
-    torch.jit.save(traced, str(pending))
+    checks = check_lengths(max_length)
 
-    loaded = torch.jit.load(str(pending)).eval()
-    longest = min(max_length, 1024)
-    checks = [[5], [min(37, longest), 20, 3], [longest, min(64, longest), 17, 6]]
-    worst = 0.0
-    for lengths in checks:
-        inputs = batch(lengths)
-        ref = wrapper(*inputs)
-        got = loaded(*inputs)
+    def check_output(got, lengths, inputs):
         want = ((len(lengths), cfg.num_labels) if pairs
                 else (len(lengths), max(lengths), cfg.hidden_size))
         if tuple(got.shape) != want or got.dtype != torch.float32:
             raise RuntimeError(f"traced output has shape {tuple(got.shape)} {got.dtype}, "
                                f"expected {want} float32")
-        diff = (got - ref).abs().max().item()
-        worst = max(worst, diff)
-        if not diff <= _TRACE_TOL:
-            raise RuntimeError(f"trace verification failed for lengths {lengths}: "
-                               f"max abs diff {diff:.3g} > {_TRACE_TOL}")
 
-    emb_name = _param_name(wrapper, model.get_input_embeddings().weight)
-    if emb_name not in dict(loaded.named_parameters()):
-        raise RuntimeError(f"{emb_name} missing from the saved module's named_parameters()")
-    os.replace(pending, model_path)
-    _atomic_write_bytes(out / VOCAB_FILE, lambda p: shutil.copyfile(ck.path / VOCAB_FILE, p))
+    # The example is padded, so the mask arithmetic is in the graph.
+    model_path, emb_name, worst = save_verified_trace(
+        wrapper, batch([11, 7]), out,
+        lambda loaded: compare_with_eager(loaded, wrapper, batch, checks, check_output),
+        model.get_input_embeddings().weight)
+    atomic_copy(ck.path / VOCAB_FILE, out / VOCAB_FILE)
 
-    architecture = {
-        "model_type": "bert",
-        "num_layers": cfg.num_hidden_layers,
-        "hidden_size": cfg.hidden_size,
-        "num_heads": cfg.num_attention_heads,
-        "intermediate_size": cfg.intermediate_size,
-    }
+    architecture = encoder_architecture(cfg, model_type="bert")
     if pairs:
         architecture["num_labels"] = cfg.num_labels
         architecture["labels"] = list(ck.labels)
     manifest = {
-        "format_version": 1,
-        "family": kind,
-        "model_format": "torchscript",
-        "model_file": MODEL_FILE,
-        "model_sha256": _sha256(model_path),
+        **manifest_header(kind, model_path),
         "architecture": architecture,
         "vocab_size": cfg.vocab_size,
         "max_positions": max_positions,
@@ -251,17 +198,10 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
         manifest["pair_truncation"] = "longest_first"
     else:
         manifest["pooling"] = "mean"
-    manifest["source"] = {
-        "checkpoint": str(ck.path),
-        "layout": ck.layout,
-        "config_model_type": ck.config_model_type,
-        "model_class": type(model).__name__,
-        "transformers_version": transformers.__version__,
-        "torch_version": torch.__version__,
-        "tiny": (ck.path / TINY_MARKER).is_file(),
-    }
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    _atomic_write_bytes(out / MANIFEST_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    manifest["source"] = source_block(ck.path, layout=ck.layout,
+                                      config_model_type=ck.config_model_type,
+                                      model_class=type(model).__name__)
+    write_manifest(out, manifest)
 
     print(f"bundle: {out}")
     print(f"  model:      {type(model).__name__} ({ck.layout} layout, model_type "
@@ -278,6 +218,6 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     print(f"  model.pt:   {model_path.stat().st_size / 1e6:.2f} MB "
           f"sha256={manifest['model_sha256'][:16]}...")
     print(f"  embedding:  {emb_name}")
-    print(f"  trace check: {len(checks)} batches, max abs diff {worst:.2e} (tol {_TRACE_TOL:g})")
+    print(f"  trace check: {len(checks)} batches, max abs diff {worst:.2e} (tol {TRACE_TOL:g})")
     print(f"  took {time.time() - t0:.1f}s")
     return out

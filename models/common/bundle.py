@@ -1,0 +1,310 @@
+"""What every exporter (``models/<family>/export.py``) does the same way.
+
+A bundle is model.pt (a TorchScript trace), a tokenizer file and engine.json.
+Each exporter builds its own wrapper module, check batches and manifest body;
+this module holds the shared sequence around them:
+
+* ``save_verified_trace``: trace, save under a temporary name, reload, verify
+  the reloaded file, then rename it to model.pt;
+* ``manifest_header`` / ``source_block`` / ``write_manifest``: the fields
+  every engine.json has, written atomically;
+* tiny random checkpoints: ``spread_weights`` and ``write_tiny_marker``;
+* XLM-R config checks shared by cross_encoder and bge_m3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import torch
+import transformers
+from torch import nn
+
+MODEL_FILE = "model.pt"
+MANIFEST_FILE = "engine.json"
+# Written into every tiny checkpoint; the manifest's source.tiny says whether
+# a bundle was made from one.
+TINY_MARKER = "tiny_checkpoint.json"
+
+# Max abs difference allowed between traced and eager outputs.  Trace and eager
+# run the same kernels, so anything above float noise means the trace baked in
+# a shape- or padding-dependent branch.
+TRACE_TOL = 1e-5
+
+
+# --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, write) -> None:
+    """``write(tmp_path)``, then rename over ``path``: readers never see a
+    half-written file, and a failed write leaves the old one in place."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    atomic_write_bytes(dst, lambda p: shutil.copyfile(src, p))
+
+
+def hf_checkpoint_dir(checkpoint_dir) -> Path:
+    """``checkpoint_dir`` resolved, after checking it holds a HF config.json."""
+    ckpt = Path(checkpoint_dir).resolve()
+    if not (ckpt / "config.json").is_file():
+        raise FileNotFoundError(f"{ckpt}: no config.json (not a HF checkpoint directory)")
+    return ckpt
+
+
+# --------------------------------------------------------------------------
+# Tracing and verification
+# --------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Lower transformers' logging to errors for the block, then restore it.
+
+    Tracing reads every module attribute, including HF's loss_function
+    property, which logs a misleading "loss_type=None" warning; loading a
+    backbone without its pooler and FlagEmbedding's encode log similar noise.
+    """
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+
+
+class FirstOutput(nn.Module):
+    """Fixes the (input_ids, attention_mask, token_type_ids) signature and
+    returns the HF model's first output as float32 (logits for a sequence
+    classifier, last_hidden_state for a bare encoder), so the TorchScript
+    module has a plain Tensors -> Tensor interface for C++."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask,
+                         token_type_ids=token_type_ids)
+        return out[0].float()
+
+
+def parameter_name(module: nn.Module, tensor: torch.Tensor) -> str:
+    for name, p in module.named_parameters():
+        if p is tensor:
+            return name
+    raise RuntimeError("word-embedding weight not found among module parameters")
+
+
+def check_lengths(max_length: int) -> list[list[int]]:
+    """Row lengths of the encoder check batches: batch 1 without padding, an
+    unseen length with padding, and the longest checked row.
+
+    The graph does not depend on length, so the longest row is capped at
+    1024: an 8192-token eager forward of a large model takes minutes on CPU.
+    """
+    longest = min(max_length, 1024)
+    return [[5], [min(37, longest), 20, 3], [longest, min(64, longest), 17, 6]]
+
+
+def compare_with_eager(loaded, eager: nn.Module, batch, checks, check_output) -> float:
+    """Run ``loaded`` and ``eager`` on ``batch(lengths)`` for each of ``checks``;
+    ``check_output(got, lengths, inputs)`` validates shapes and dtypes.  Outputs
+    may be a tensor or a tuple of tensors.  Returns the worst max abs diff."""
+    worst = 0.0
+    for lengths in checks:
+        inputs = batch(lengths)
+        ref = eager(*inputs)
+        got = loaded(*inputs)
+        check_output(got, lengths, inputs)
+        pairs = zip(got, ref) if isinstance(got, tuple) else [(got, ref)]
+        diff = max((g - r).abs().max().item() for g, r in pairs)
+        worst = max(worst, diff)
+        if not diff <= TRACE_TOL:
+            raise RuntimeError(f"trace verification failed for lengths {lengths}: "
+                               f"max abs diff {diff:.3g} > {TRACE_TOL}")
+    return worst
+
+
+def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
+                        embedding_weight: torch.Tensor, *, ignore_tracer_warnings: bool = False):
+    """Trace ``module`` on ``example`` into ``out_dir``/model.pt.
+
+    ``verify(loaded)`` gets the saved-and-reloaded module, raises on any
+    mismatch and returns what the caller wants to report.  The word-embedding
+    parameter (``embedding_weight``, found by identity in ``module``) must
+    survive under the same name: engine.json records it for C++.
+
+    Returns (model path, embedding parameter name, verify's result).
+    """
+    with quiet_transformers(), (warnings.catch_warnings() if ignore_tracer_warnings
+                                else contextlib.nullcontext()):
+        if ignore_tracer_warnings:
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(module, example, check_trace=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = out_dir / MODEL_FILE
+    # Saved under a temporary name and only renamed once verified, so a
+    # failed export never leaves a model.pt that disagrees with engine.json.
+    pending = out_dir / (MODEL_FILE + ".tmp")
+    torch.jit.save(traced, str(pending))
+
+    # Verify the saved file, not the in-memory trace: it is what C++ loads.
+    loaded = torch.jit.load(str(pending)).eval()
+    verified = verify(loaded)
+
+    emb_name = parameter_name(module, embedding_weight)
+    if emb_name not in dict(loaded.named_parameters()):
+        raise RuntimeError(f"{emb_name} missing from the saved module's named_parameters()")
+    os.replace(pending, model_path)
+    return model_path, emb_name, verified
+
+
+def resolve_max_length(max_length: int | None, default: int, max_positions: int) -> int:
+    """The manifest's default truncation length: ``max_length`` if given, else
+    ``default``; either must leave room for specials and fit the positions."""
+    if max_length is None:
+        max_length = default
+    if not 8 <= max_length <= max_positions:
+        raise ValueError(f"max_length {max_length} must be in [8, {max_positions}]")
+    return max_length
+
+
+# --------------------------------------------------------------------------
+# Manifest
+# --------------------------------------------------------------------------
+
+def manifest_header(family: str, model_path: Path) -> dict:
+    """The first engine.json fields, the same for every family."""
+    return {
+        "format_version": 1,
+        "family": family,
+        "model_format": "torchscript",
+        "model_file": MODEL_FILE,
+        "model_sha256": sha256_file(model_path),
+    }
+
+
+def encoder_architecture(cfg, model_type: str | None = None) -> dict:
+    """engine.json ``architecture`` of a BERT-like encoder (before family extras)."""
+    return {
+        "model_type": model_type or cfg.model_type,
+        "num_layers": cfg.num_hidden_layers,
+        "hidden_size": cfg.hidden_size,
+        "num_heads": cfg.num_attention_heads,
+        "intermediate_size": cfg.intermediate_size,
+    }
+
+
+def source_block(checkpoint: Path, **details) -> dict:
+    """engine.json ``source``: where the bundle came from, ``details`` in the
+    order given, then the library versions that traced it."""
+    return {
+        "checkpoint": str(checkpoint),
+        **details,
+        "transformers_version": transformers.__version__,
+        "torch_version": torch.__version__,
+        "tiny": (checkpoint / TINY_MARKER).is_file(),
+    }
+
+
+def write_manifest(out_dir: Path, manifest: dict) -> None:
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    atomic_write_bytes(out_dir / MANIFEST_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------
+# Tiny random checkpoints
+# --------------------------------------------------------------------------
+
+@torch.no_grad()
+def spread_weights(model: nn.Module, seed: int) -> None:
+    """Redraw every parameter of a BERT-like model so a tiny one is a
+    sensitive test fixture.
+
+    HF's init zeroes all biases, sets LayerNorm to identity and uses std 0.02,
+    which yields logits around 1e-3 that barely depend on the input: a C++ bug
+    (wrong position offset, dropped bias, bad mask) would hide under any
+    reasonable tolerance.  Fan-in scaled weights keep activations O(1) and
+    make the logits vary clearly between inputs.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    for name, p in model.named_parameters():
+        noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
+        if "LayerNorm" in name and name.endswith("weight"):
+            p.copy_(1.0 + 0.1 * noise)
+        elif name.endswith("bias"):
+            p.copy_(0.1 * noise)
+        elif "embeddings" in name:
+            p.copy_(noise)
+        else:  # Linear weight [out, in]
+            p.copy_(noise / p.shape[1] ** 0.5)
+
+
+def write_tiny_marker(out_dir: Path, params: dict) -> None:
+    """Record a tiny checkpoint's seed and sizes beside it."""
+    (out_dir / TINY_MARKER).write_text(json.dumps(params, indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------
+# XLM-R (cross_encoder, bge_m3)
+# --------------------------------------------------------------------------
+
+def xlmr_special_ids(cfg, sp_size: int) -> dict:
+    """Engine ids of the XLM-R specials after checking the config agrees.
+
+    HF/fairseq mapping: <s>=0 <pad>=1 </s>=2 <unk>=3, piece k>=3 -> k+1,
+    <mask> = sp_size + 1.  The embedding table may be larger, never smaller.
+    """
+    if cfg.vocab_size < sp_size + 2:
+        raise ValueError(f"config vocab_size {cfg.vocab_size} < sentencepiece size {sp_size} + 2")
+    if (cfg.bos_token_id, cfg.pad_token_id, cfg.eos_token_id) != (0, 1, 2):
+        raise ValueError("expected XLM-R special ids bos=0 pad=1 eos=2 in config, got "
+                         f"{(cfg.bos_token_id, cfg.pad_token_id, cfg.eos_token_id)}")
+    return {"bos": 0, "pad": 1, "eos": 2, "unk": 3, "mask": sp_size + 1}
+
+
+def xlmr_max_positions(cfg) -> int:
+    # RoBERTa position ids run from pad_token_id + 1, so two slots are lost.
+    return cfg.max_position_embeddings - cfg.pad_token_id - 1
+
+
+def random_batch(gen: torch.Generator, lengths: list[int], vocab_size: int, pad_id: int,
+                 bos_id: int, eos_id: int, first_id: int):
+    """Pair-shaped rows ``<s> q </s></s> p </s>`` right-padded with <pad>;
+    returns (input_ids, attention_mask, token_type_ids of zeros).
+
+    Token ids avoid <pad>: RoBERTa derives position ids from ``ids != pad``,
+    so a pad id inside a row would be a different (unrealistic) test.
+    """
+    width = max(lengths)
+    ids = torch.full((len(lengths), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(lengths), width), dtype=torch.long)
+    for row, n in enumerate(lengths):
+        body = torch.randint(first_id, vocab_size, (n,), generator=gen)
+        body[0] = bos_id
+        body[-1] = eos_id
+        if n >= 6:  # the pair separator, roughly in the middle
+            mid = n // 2
+            body[mid - 1] = eos_id
+            body[mid] = eos_id
+        ids[row, :n] = body
+        mask[row, :n] = 1
+    return ids, mask, torch.zeros_like(ids)
