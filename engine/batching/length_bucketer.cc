@@ -10,6 +10,14 @@ size_t round_up(size_t length, size_t multiple) {
   return (length + multiple - 1) / multiple * multiple;
 }
 
+size_t padded_length(size_t longest, const BatchLimits& limits) {
+  size_t padded = round_up(longest, limits.pad_multiple);
+  if (limits.max_padded_length > 0) {
+    padded = std::max(longest, std::min(padded, limits.max_padded_length));
+  }
+  return padded;
+}
+
 std::vector<BatchPlan> cut_batches(const std::vector<size_t>& lengths, const BatchLimits& limits) {
   std::vector<size_t> order(lengths.size());
   std::iota(order.begin(), order.end(), 0);
@@ -20,10 +28,7 @@ std::vector<BatchPlan> cut_batches(const std::vector<size_t>& lengths, const Bat
   BatchPlan current;
   for (size_t index : order) {
     // Sorted longest first, so the first sequence of a batch fixes its padded length.
-    size_t padded = round_up(lengths[index], limits.pad_multiple);
-    if (limits.max_padded_length > 0) {
-      padded = std::max(lengths[index], std::min(padded, limits.max_padded_length));
-    }
+    const size_t padded = padded_length(lengths[index], limits);
     const size_t length = std::max(current.padded_length, padded);
     const bool fits = current.indices.size() < limits.max_batch_size &&
                       static_cast<int64_t>((current.indices.size() + 1) * length) <=

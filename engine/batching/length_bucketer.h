@@ -29,4 +29,7 @@ std::vector<BatchPlan> cut_batches(const std::vector<size_t>& lengths, const Bat
 
 size_t round_up(size_t length, size_t multiple);
 
+// The length a batch whose longest sequence has `longest` tokens is padded to.
+size_t padded_length(size_t longest, const BatchLimits& limits);
+
 }  // namespace engine

@@ -39,10 +39,12 @@ std::unique_ptr<PreparedJob> prepare_job(const std::string& config_file,
   spdlog::set_level(spdlog::level::from_str(job->config.logging.level));
   job->threads = resolve_threads(job->config.model.threads);
   at::set_num_threads(job->threads);
+  // The memory backend first, so that the model's own tensors count against memory.limit.
+  job->memory = make_device_memory(resolve_device(job->config.model.device),
+                                   job->config.memory.limit);
   job->bundle = load_bundle(job->config.model);
   job->adapter = make_adapter(job->bundle.manifest.family,
                               {job->bundle, job->config.task, *job->config.model.family_options});
-  job->memory = make_device_memory(job->bundle.device);
   return job;
 }
 
@@ -85,7 +87,12 @@ int check_command(const std::string& config_file, const std::vector<std::string>
             << "device:      " << job->bundle.device.str() << " (memory: "
             << job->memory->name() << ")\n"
             << "dtype:       " << dtype_name(job->bundle.dtype) << " (exported as "
-            << manifest.dtype << ")\n"
+            << manifest.dtype << "; " << job->bundle.precision.reason << ")"
+            << (job->bundle.precision.embedding_dtype
+                    ? std::string(", embeddings ") +
+                          dtype_name(*job->bundle.precision.embedding_dtype)
+                    : std::string())
+            << "\n"
             << "threads:     " << job->threads << "\n"
             << "task:        " << task_name(config.task.kind)
             << ", max_length " << config.task.max_length << ", normalize "

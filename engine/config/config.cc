@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <cstdlib>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -67,7 +68,8 @@ void read_model(const ConfigNode& node, ModelConfig& model) {
                     device.find_first_not_of("0123456789", 5) == std::string::npos);
   check<ConfigError>(device_ok, "{}: '{}' is not a device; expected auto, cpu, cuda or cuda:N",
                      node.where("device"), device);
-  model.dtype = node.choice("dtype", {"fp32", "fp16", "bf16"}, "fp32");
+  model.dtype = node.choice("dtype", {"fp32", "fp16", "bf16", "auto"}, "fp32");
+  model.embedding_dtype = node.choice("embedding_dtype", {"same", "fp32", "fp16", "bf16"}, "same");
   model.threads = parse_threads(node);
   model.verify_checksum = node.boolean("verify_checksum", true);
   model.family_options = std::make_shared<const ConfigNode>(node.section("options"));
@@ -111,6 +113,28 @@ void read_io(const ConfigNode& input, const ConfigNode& output, IoConfig& io) {
                      "{}: '{}' is not a directory", output.where("path"), parent.string());
 }
 
+void read_memory(const ConfigNode& node, MemoryConfig& memory) {
+  memory.limit = node.bytes("limit", 0);
+  // A plain number up to 1 is a fraction of the device's memory; anything else a byte count.
+  if (node.has("budget")) {
+    const std::string text = node.string("budget", std::nullopt);
+    char* end = nullptr;
+    const double value = std::strtod(text.c_str(), &end);
+    const bool plain_number = end != text.c_str() && *end == '\0';
+    if (plain_number && value > 0 && value <= 1) {
+      memory.budget_fraction = value;
+    } else {
+      memory.budget = node.bytes("budget", std::nullopt);
+    }
+  }
+  const std::string empty =
+      node.choice("empty_cache", {"never", "after_request", "when_unused_above"}, "never");
+  memory.empty_cache = empty == "never"           ? EmptyCache::kNever
+                       : empty == "after_request" ? EmptyCache::kAfterRequest
+                                                  : EmptyCache::kWhenUnusedAbove;
+  memory.empty_cache_above = node.bytes("empty_cache_above", 1LL << 30);
+}
+
 }  // namespace
 
 const char* task_name(TaskKind kind) {
@@ -142,16 +166,18 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
   ConfigNode top(root, "", source);
   const ConfigNode model = top.section("model"), task = top.section("task"),
                    batching = top.section("batching"), input = top.section("input"),
-                   output = top.section("output"), logging = top.section("logging");
+                   output = top.section("output"), memory = top.section("memory"),
+                   logging = top.section("logging");
   top.reject_unknown_keys();
   read_model(model, config.model);
   read_task(task, config.task);
   read_batching(batching, config.batching);
   read_io(input, output, config.io);
+  read_memory(memory, config.memory);
   config.logging.level =
       logging.choice("level", {"trace", "debug", "info", "warn", "error", "off"}, "info");
   config.logging.progress_interval_s = logging.number("progress_interval_s", 0, 86400, 5.0);
-  for (const ConfigNode* section : {&model, &task, &batching, &input, &output, &logging}) {
+  for (const ConfigNode* section : {&model, &task, &batching, &input, &output, &memory, &logging}) {
     section->reject_unknown_keys();
   }
   return config;

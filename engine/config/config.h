@@ -18,7 +18,8 @@ enum class LongPassages { kTruncate, kChunkMax };
 struct ModelConfig {
   std::string path;              // the bundle directory
   std::string device = "auto";   // auto | cpu | cuda | cuda:N
-  std::string dtype = "fp32";    // fp32 | fp16 | bf16
+  std::string dtype = "fp32";    // fp32 | fp16 | bf16 | auto
+  std::string embedding_dtype = "same";  // same | fp32 | fp16 | bf16: the word embedding table
   int threads = 0;               // intra-op threads; 0 means all cores
   bool verify_checksum = true;   // compare model.pt with the manifest's SHA-256 before loading
   // model.options: read and validated by the family adapter, which rejects keys it does not know.
@@ -48,6 +49,16 @@ struct IoConfig {
   int64_t max_line_bytes = 64LL << 20;  // a longer input line is an error record
 };
 
+enum class EmptyCache { kNever, kAfterRequest, kWhenUnusedAbove };
+
+struct MemoryConfig {
+  int64_t limit = 0;             // host: bytes of CPU tensors; CUDA: caps the caching allocator
+  int64_t budget = 0;            // bytes the batches may add; 0: limited by out-of-memory alone
+  double budget_fraction = 0;    // or a fraction of the device's free memory at start
+  EmptyCache empty_cache = EmptyCache::kNever;
+  int64_t empty_cache_above = 1LL << 30;  // when_unused_above: reserved minus allocated
+};
+
 struct LoggingConfig {
   std::string level = "info";
   double progress_interval_s = 5.0;
@@ -59,6 +70,7 @@ struct Config {
   TaskConfig task;
   BatchingConfig batching;
   IoConfig io;
+  MemoryConfig memory;
   LoggingConfig logging;
 };
 

@@ -10,7 +10,10 @@
 #include "engine/io/jsonl_reader.h"
 #include "engine/io/jsonl_writer.h"
 #include "engine/io/records.h"
+#include "engine/jobs/guarded_runner.h"
 #include "engine/jobs/progress.h"
+#include "engine/memory/batch_controller.h"
+#include "engine/memory/cache_policy.h"
 
 namespace engine {
 namespace {
@@ -51,17 +54,37 @@ void add_line(Window& window, const InputLine& line, TaskKind kind, const Family
   window.records.push_back(std::move(pending));
 }
 
+BatchLimits batch_limits(const Config& config) {
+  BatchLimits limits;
+  limits.max_batch_size = static_cast<size_t>(config.batching.max_batch_size);
+  limits.max_tokens = config.batching.max_tokens;
+  limits.pad_multiple = static_cast<size_t>(config.batching.pad_multiple);
+  limits.max_padded_length = static_cast<size_t>(config.task.max_length);
+  return limits;
+}
+
+// memory.budget in bytes, or its fraction of what is free once the model is loaded.
+int64_t memory_budget(const MemoryConfig& config, const DeviceMemory& memory) {
+  if (config.budget_fraction > 0) {
+    return static_cast<int64_t>(config.budget_fraction * static_cast<double>(memory.stats().free));
+  }
+  return config.budget;
+}
+
 class JobRunner {
  public:
   JobRunner(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory)
       : config_(config),
         adapter_(adapter),
         memory_(memory),
-        progress_(count_lines(config.io.input_path), config.logging.progress_interval_s) {
-    limits_.max_batch_size = static_cast<size_t>(config.batching.max_batch_size);
-    limits_.max_tokens = config.batching.max_tokens;
-    limits_.pad_multiple = static_cast<size_t>(config.batching.pad_multiple);
-    limits_.max_padded_length = static_cast<size_t>(config.task.max_length);
+        progress_(count_lines(config.io.input_path), config.logging.progress_interval_s),
+        limits_(batch_limits(config)),
+        controller_(memory_budget(config.memory, memory)),
+        cache_(config.memory, memory),
+        guarded_(adapter, memory, controller_, cache_, limits_) {
+    if (controller_.budget() > 0) {
+      spdlog::info("memory budget for batches: {}", format_bytes(controller_.budget()));
+    }
   }
 
   JobSummary run() {
@@ -80,6 +103,13 @@ class JobRunner {
     writer.commit();
     summary_.seconds = progress_.elapsed_s();
     summary_.memory = memory_.stats();
+    // Each batch resets the allocator's peak to measure itself; the job's peak is the highest.
+    summary_.memory.peak_allocated =
+        std::max(summary_.memory.peak_allocated, guarded_.stats().peak_allocated);
+    summary_.forward_passes = guarded_.stats().forward_passes;
+    summary_.out_of_memory = guarded_.stats().out_of_memory;
+    summary_.budget_splits = guarded_.stats().splits_before;
+    summary_.cache_emptied = cache_.times_emptied();
     return summary_;
   }
 
@@ -88,6 +118,7 @@ class JobRunner {
     score_window(window);
     for (const PendingRecord& pending : window.records) writer.write(output_of(pending));
     window = Window();
+    cache_.after_request();
   }
 
   void score_window(Window& window) {
@@ -103,13 +134,15 @@ class JobRunner {
         const auto [record, index] = window.sequences[sequence];
         batch.push_back(&window.records[record].plan[index].encoding);
       }
-      std::vector<SequenceResult> results = adapter_.run(batch, plan.padded_length);
-      check<std::runtime_error>(results.size() == batch.size(),
-                                "the model gave {} results for a batch of {}", results.size(),
-                                batch.size());
-      for (size_t i = 0; i < results.size(); ++i) {
+      BatchOutcome outcome = guarded_.run(batch);
+      for (size_t i = 0; i < batch.size(); ++i) {
         const auto [record, index] = window.sequences[plan.indices[i]];
-        window.records[record].results[index] = std::move(results[i]);
+        PendingRecord& pending = window.records[record];
+        if (!outcome.errors[i].empty()) {
+          pending.error = outcome.errors[i];
+        } else {
+          pending.results[index] = std::move(outcome.results[i]);
+        }
       }
       summary_.batches += 1;
       summary_.real_tokens += static_cast<int64_t>(plan.real_tokens);
@@ -124,7 +157,7 @@ class JobRunner {
 
   OutputRecord output_of(const PendingRecord& pending) {
     summary_.records += 1;
-    if (!pending.record) {
+    if (!pending.record || !pending.error.empty()) {
       summary_.error_records += 1;
       spdlog::debug("line {}: {}", pending.line, pending.error);
       return error_record(pending.line, pending.id, pending.error);
@@ -138,6 +171,9 @@ class JobRunner {
   DeviceMemory& memory_;
   ProgressReporter progress_;
   BatchLimits limits_;
+  BatchController controller_;
+  CachePolicy cache_;
+  GuardedRunner guarded_;
   JobSummary summary_;
 };
 
@@ -163,6 +199,11 @@ void log_summary(const JobSummary& summary, const DeviceMemory& memory, TaskKind
   spdlog::info("peak memory: {} allocated, {} reserved on {}",
                format_bytes(summary.memory.peak_allocated),
                format_bytes(summary.memory.peak_reserved), memory.name());
+  if (summary.out_of_memory > 0 || summary.budget_splits > 0) {
+    spdlog::info("memory: {} out-of-memory errors recovered by splitting, {} batches split ahead "
+                 "by the budget, {} forward passes",
+                 summary.out_of_memory, summary.budget_splits, summary.forward_passes);
+  }
   if (summary.error_records > 0) {
     spdlog::warn("{} of {} records are error records: their output lines carry \"error\" and "
                  "the input line number",

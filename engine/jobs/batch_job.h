@@ -21,6 +21,10 @@ struct JobSummary {
   int64_t padded_tokens = 0;
   double seconds = 0;
   MemoryStats memory;
+  int64_t forward_passes = 0;
+  int64_t out_of_memory = 0;   // errors recovered from by splitting the batch
+  int64_t budget_splits = 0;   // batches split before running because of memory.budget
+  int64_t cache_emptied = 0;
 };
 
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory);

@@ -5,6 +5,8 @@
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "engine/memory/device_memory.h"
 
 namespace engine {
@@ -14,7 +16,14 @@ using c10::CachingDeviceAllocator::StatType;
 
 class CudaMemory : public DeviceMemory {
  public:
-  explicit CudaMemory(c10::DeviceIndex index) : index_(index) {}
+  CudaMemory(c10::DeviceIndex index, int64_t limit) : index_(index) {
+    if (limit <= 0) return;
+    const MemoryStats now = stats();
+    if (now.total > 0) {
+      const double fraction = std::min(1.0, static_cast<double>(limit) / static_cast<double>(now.total));
+      c10::cuda::CUDACachingAllocator::setMemoryFraction(fraction, index_);
+    }
+  }
 
   MemoryStats stats() const override {
     const auto device_stats = c10::cuda::CUDACachingAllocator::getDeviceStats(index_);
@@ -47,8 +56,8 @@ class CudaMemory : public DeviceMemory {
 
 }  // namespace
 
-std::unique_ptr<DeviceMemory> make_cuda_memory(c10::DeviceIndex index) {
-  return std::make_unique<CudaMemory>(index);
+std::unique_ptr<DeviceMemory> make_cuda_memory(c10::DeviceIndex index, int64_t limit) {
+  return std::make_unique<CudaMemory>(index, limit);
 }
 
 }  // namespace engine

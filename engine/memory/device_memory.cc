@@ -4,9 +4,9 @@
 
 namespace engine {
 
-std::unique_ptr<DeviceMemory> make_device_memory(const c10::Device& device) {
-  if (device.is_cuda()) return make_cuda_memory(device.has_index() ? device.index() : 0);
-  return make_host_memory();
+std::unique_ptr<DeviceMemory> make_device_memory(const c10::Device& device, int64_t limit) {
+  if (device.is_cuda()) return make_cuda_memory(device.has_index() ? device.index() : 0, limit);
+  return make_host_memory(limit);
 }
 
 std::string format_bytes(int64_t bytes) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -28,6 +29,9 @@ class Model {
 struct ModelLoadOptions {
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType dtype = c10::kFloat;  // for floating-point parameters and buffers only
+  // The word embedding table (by its parameter name) may keep a dtype of its own.
+  std::string embedding_parameter;
+  std::optional<c10::ScalarType> embedding_dtype;
   bool verify_checksum = true;
 };
 

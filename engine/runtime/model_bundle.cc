@@ -85,10 +85,13 @@ ModelBundle load_bundle_without_model(const std::string& directory) {
 ModelBundle load_bundle(const ModelConfig& config) {
   ModelBundle bundle = read_manifest_and_tokenizer(config.path);
   bundle.device = resolve_device(config.device);
-  bundle.dtype = parse_dtype(config.dtype);
+  bundle.precision = make_precision_plan(config, bundle.device);
+  bundle.dtype = bundle.precision.dtype;
   ModelLoadOptions options;
   options.device = bundle.device;
   options.dtype = bundle.dtype;
+  options.embedding_parameter = bundle.manifest.embedding_parameter;
+  options.embedding_dtype = bundle.precision.embedding_dtype;
   options.verify_checksum = config.verify_checksum;
   bundle.model = load_model(bundle.manifest, options);
   // The embedding table first: a manifest that promises more ids than the model holds is the

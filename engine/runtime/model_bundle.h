@@ -7,6 +7,7 @@
 #include "engine/config/config.h"
 #include "engine/runtime/manifest.h"
 #include "engine/runtime/model.h"
+#include "engine/runtime/precision_plan.h"
 #include "engine/text/tokenizer.h"
 
 namespace engine {
@@ -17,6 +18,7 @@ struct ModelBundle {
   std::unique_ptr<Model> model;
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType dtype = c10::kFloat;
+  PrecisionPlan precision;
 };
 
 // "auto" is the first CUDA device when one is present, else the CPU. Throws ConfigError for a

@@ -1,7 +1,9 @@
 // The TorchScript loader: the only place that knows the bundle's model is a torch.jit archive.
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
+#include <ATen/autocast_mode.h>
 #include <openssl/evp.h>
 #include <torch/script.h>
 
@@ -11,12 +13,42 @@
 namespace engine {
 namespace {
 
+// Runs a graph traced in fp32 whose weights were cast to a lower precision: the trace baked some
+// dtypes in (HF's attention masks are made in the traced dtype), and autocast casts the operands of
+// each matrix product to the weights' dtype, as torch.autocast would in Python.
+class AutocastScope {
+ public:
+  AutocastScope(c10::DeviceType device, c10::ScalarType dtype)
+      : device_(device),
+        enabled_(at::autocast::is_autocast_enabled(device)),
+        dtype_(at::autocast::get_autocast_dtype(device)) {
+    at::autocast::set_autocast_enabled(device_, true);
+    at::autocast::set_autocast_dtype(device_, dtype);
+  }
+  ~AutocastScope() {
+    at::autocast::set_autocast_enabled(device_, enabled_);
+    at::autocast::set_autocast_dtype(device_, dtype_);
+  }
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  c10::DeviceType device_;
+  bool enabled_;
+  c10::ScalarType dtype_;
+};
+
 class TorchScriptModel : public Model {
  public:
-  TorchScriptModel(torch::jit::Module module, c10::Device device)
-      : module_(std::move(module)), device_(device) {}
+  TorchScriptModel(torch::jit::Module module, c10::Device device, c10::ScalarType dtype)
+      : module_(std::move(module)), device_(device), dtype_(dtype) {
+    // The weights are cast already; autocast's cache of cast weights would only hold copies.
+    at::autocast::set_autocast_cache_enabled(false);
+  }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
+    std::optional<AutocastScope> autocast;
+    if (dtype_ != c10::kFloat) autocast.emplace(device_.type(), dtype_);
     std::vector<c10::IValue> arguments(inputs.begin(), inputs.end());
     c10::IValue output = module_.forward(arguments);
     std::vector<at::Tensor> outputs;
@@ -46,22 +78,21 @@ class TorchScriptModel : public Model {
 
   // Casts floating-point parameters and buffers one at a time: Module::to(dtype) would also cast
   // integer buffers such as position ids, and a whole-module copy doubles the peak.
-  void cast_floating_point(c10::ScalarType dtype) {
-    for (const auto& item : module_.named_parameters(true)) {
-      if (item.value.is_floating_point() && item.value.scalar_type() != dtype) {
-        item.value.set_data(item.value.to(dtype));
-      }
-    }
-    for (const auto& item : module_.named_buffers(true)) {
-      if (item.value.is_floating_point() && item.value.scalar_type() != dtype) {
-        item.value.set_data(item.value.to(dtype));
-      }
-    }
+  void cast_floating_point(const ModelLoadOptions& options) {
+    const auto cast = [&](const std::string& name, const at::Tensor& value) {
+      if (!value.is_floating_point()) return;
+      const bool embedding = options.embedding_dtype && name == options.embedding_parameter;
+      const c10::ScalarType dtype = embedding ? *options.embedding_dtype : options.dtype;
+      if (value.scalar_type() != dtype) value.set_data(value.to(dtype));
+    };
+    for (const auto& item : module_.named_parameters(true)) cast(item.name, item.value);
+    for (const auto& item : module_.named_buffers(true)) cast(item.name, item.value);
   }
 
  private:
   torch::jit::Module module_;
   c10::Device device_;
+  c10::ScalarType dtype_;
 };
 
 }  // namespace
@@ -111,8 +142,8 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptio
                                   message));
   }
   module.eval();
-  auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device);
-  model->cast_floating_point(options.dtype);
+  auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device, options.dtype);
+  model->cast_floating_point(options);
   return model;
 }
 

@@ -102,10 +102,10 @@ std::vector<nlohmann::json> run_job(const std::string& bundle,
   write_file(dir.path("job.yaml"),
              job_config(bundle, dir.path("in.jsonl"), dir.path("out.jsonl"), task));
   Config config = load_config(dir.path("job.yaml"), overrides);
+  auto memory = make_device_memory(resolve_device(config.model.device), config.memory.limit);
   ModelBundle loaded = load_bundle(config.model);
   auto adapter = make_adapter(loaded.manifest.family,
                               {loaded, config.task, *config.model.family_options});
-  auto memory = make_device_memory(loaded.device);
   const JobSummary result = run_batch_job(config, *adapter, *memory);
   if (summary) *summary = result;
   std::vector<nlohmann::json> outputs;

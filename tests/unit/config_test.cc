@@ -175,6 +175,30 @@ TEST_F(ConfigTest, SetErrorsNameTheOverride) {
   EXPECT_NE(message.find("expected key.path=value"), std::string::npos) << message;
 }
 
+TEST_F(ConfigTest, MemorySection) {
+  Config config = parse_config(config_text() + "memory:\n  limit: 2GiB\n  budget: 512MiB\n"
+                                               "  empty_cache: when_unused_above\n"
+                                               "  empty_cache_above: 1MB\n",
+                               file());
+  EXPECT_EQ(config.memory.limit, 2LL << 30);
+  EXPECT_EQ(config.memory.budget, 512LL << 20);
+  EXPECT_EQ(config.memory.budget_fraction, 0);
+  EXPECT_EQ(config.memory.empty_cache, EmptyCache::kWhenUnusedAbove);
+  EXPECT_EQ(config.memory.empty_cache_above, 1000000);
+  config = parse_config(config_text() + "memory:\n  budget: 0.8\n  empty_cache: after_request\n",
+                        file());
+  EXPECT_DOUBLE_EQ(config.memory.budget_fraction, 0.8);
+  EXPECT_EQ(config.memory.budget, 0);
+  EXPECT_EQ(config.memory.empty_cache, EmptyCache::kAfterRequest);
+  config = parse_config(config_text(), file());
+  EXPECT_EQ(config.memory.limit, 0);
+  EXPECT_EQ(config.memory.empty_cache, EmptyCache::kNever);
+  EXPECT_NE(error_of(config_text() + "memory:\n  limit: lots\n").find("(memory.limit)"),
+            std::string::npos);
+  EXPECT_NE(error_of(config_text() + "memory:\n  empty_cache: sometimes\n").find("not one of"),
+            std::string::npos);
+}
+
 TEST(ByteCountTest, ParsesUnits) {
   EXPECT_EQ(parse_byte_count("1024"), 1024);
   EXPECT_EQ(parse_byte_count("2KiB"), 2048);

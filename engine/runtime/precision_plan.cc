@@ -1,0 +1,67 @@
+#include "engine/runtime/precision_plan.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "engine/common/error.h"
+#include "engine/runtime/model_bundle.h"
+
+#include <ATen/cuda/CUDAContext.h>
+
+namespace engine {
+
+double cpu_matmul_gflops(c10::ScalarType dtype, int64_t size) {
+  c10::InferenceMode inference;
+  const at::Tensor a = at::randn({size, size}).to(dtype);
+  const at::Tensor b = at::randn({size, size}).to(dtype);
+  at::matmul(a, b);  // warm-up: kernels chosen, caches filled
+  const int repetitions = 4;
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < repetitions; ++i) at::matmul(a, b);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return 2.0 * static_cast<double>(size * size * size) * repetitions / seconds / 1e9;
+}
+
+namespace {
+
+c10::ScalarType auto_dtype(const c10::Device& device, std::string& reason) {
+  if (device.is_cuda()) {
+    const int major = at::cuda::getDeviceProperties(device.index())->major;
+    reason = major >= 8 ? "auto: bf16 on a GPU of compute capability 8+"
+                        : "auto: fp16 on a GPU older than compute capability 8";
+    return major >= 8 ? c10::kBFloat16 : c10::kHalf;
+  }
+  const double fp32 = cpu_matmul_gflops(c10::kFloat);
+  const double bf16 = cpu_matmul_gflops(c10::kBFloat16);
+  reason = fmt::format("auto: a 512^3 product ran at {:.0f} GFLOP/s in bf16, {:.0f} in fp32", bf16,
+                       fp32);
+  return bf16 > fp32 ? c10::kBFloat16 : c10::kFloat;
+}
+
+}  // namespace
+
+PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& device) {
+  PrecisionPlan plan;
+  if (config.dtype == "auto") {
+    plan.dtype = auto_dtype(device, plan.reason);
+  } else {
+    plan.dtype = parse_dtype(config.dtype);
+    plan.reason = "model.dtype";
+  }
+  if (plan.dtype == c10::kHalf && device.is_cpu()) {
+    const double fp32 = cpu_matmul_gflops(c10::kFloat);
+    const double fp16 = cpu_matmul_gflops(c10::kHalf);
+    check<ConfigError>(fp16 > fp32,
+                       "model.dtype fp16 is slower than fp32 on this CPU ({:.0f} against {:.0f} "
+                       "GFLOP/s for a 512^3 product); use bf16 (or auto) or fp32",
+                       fp16, fp32);
+  }
+  if (config.embedding_dtype != "same") plan.embedding_dtype = parse_dtype(config.embedding_dtype);
+  return plan;
+}
+
+}  // namespace engine

@@ -1,0 +1,78 @@
+// Precision plans on the tiny reranker: floating-point tensors cast, integer buffers left int64,
+// the embedding table in a dtype of its own, and scores close to fp32's.
+#include <gtest/gtest.h>
+
+#include "engine/common/error.h"
+#include "engine/runtime/precision_plan.h"
+#include "tests/support/test_support.h"
+
+namespace engine {
+namespace {
+
+using testing::fixture_path;
+
+ModelBundle load_tiny(const std::string& dtype, const std::string& embedding_dtype = "same") {
+  ModelConfig config;
+  config.path = fixture_path("xlmr_tiny");
+  config.device = "cpu";
+  config.dtype = dtype;
+  config.embedding_dtype = embedding_dtype;
+  return load_bundle(config);
+}
+
+TEST(PrecisionTest, IntegerBuffersStayInt64UnderEveryPlan) {
+  for (const auto& [dtype, embedding] : std::vector<std::pair<std::string, std::string>>{
+           {"fp32", "same"}, {"bf16", "same"}, {"fp32", "bf16"}, {"auto", "same"}}) {
+    ModelBundle bundle = load_tiny(dtype, embedding);
+    size_t integer_buffers = 0;
+    for (const auto& [name, tensor] : bundle.model->named_tensors()) {
+      if (tensor.is_floating_point()) {
+        const bool table = name == bundle.manifest.embedding_parameter;
+        const c10::ScalarType expected =
+            table && bundle.precision.embedding_dtype ? *bundle.precision.embedding_dtype
+                                                      : bundle.dtype;
+        EXPECT_EQ(tensor.scalar_type(), expected) << name << " under " << dtype << "/" << embedding;
+      } else {
+        EXPECT_EQ(tensor.scalar_type(), c10::kLong) << name << " under " << dtype;
+        ++integer_buffers;
+      }
+    }
+    EXPECT_GT(integer_buffers, 0u) << "the model has position-id buffers to keep";
+  }
+}
+
+TEST(PrecisionTest, LowerPrecisionScoresStayCloseToFp32) {
+  testing::TempDir dir;
+  const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
+  const auto reference = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", {}, dir);
+  for (const auto& setting : {std::string("model.dtype=bf16"), std::string("model.embedding_dtype=bf16")}) {
+    const auto outputs =
+        testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", {setting}, dir);
+    ASSERT_EQ(outputs.size(), reference.size());
+    double worst = 0;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      worst = std::max(worst, std::abs(outputs[i].at("score").get<double>() -
+                                       reference[i].at("score").get<double>()));
+    }
+    std::cout << setting << ": max |score - fp32 score| = " << worst << "\n";
+    EXPECT_LE(worst, 0.05) << setting;
+    EXPECT_GT(worst, 0.0) << setting << " must actually change the arithmetic";
+  }
+}
+
+TEST(PrecisionTest, Fp16OnTheCpuIsRefusedWhereItIsSlower) {
+  const bool slower = cpu_matmul_gflops(c10::kHalf) <= cpu_matmul_gflops(c10::kFloat);
+  ModelConfig config;
+  config.dtype = "fp16";
+  if (!slower) GTEST_SKIP() << "fp16 is faster than fp32 on this CPU";
+  try {
+    make_precision_plan(config, c10::Device(c10::kCPU));
+    FAIL() << "fp16 must be refused on a CPU where it is slower";
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("fp16 is slower than fp32 on this CPU"),
+              std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace engine
