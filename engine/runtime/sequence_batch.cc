@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "engine/common/error.h"
+#include "engine/runtime/model_bundle.h"
 
 namespace engine {
 
@@ -32,6 +33,28 @@ SequenceBatch make_sequence_batch(const std::vector<const Encoding*>& sequences,
   }
   if (device.is_cpu()) return {ids, mask, types};
   return {ids.to(device, /*non_blocking=*/true), mask.to(device, true), types.to(device, true)};
+}
+
+ForwardPass forward_sequences(const ModelBundle& bundle, const std::vector<const Encoding*>& sequences,
+                              size_t padded_length) {
+  SequenceBatch batch = make_sequence_batch(
+      sequences, padded_length, bundle.tokenizer->special_tokens().pad, bundle.device);
+  std::vector<at::Tensor> inputs;
+  for (const std::string& name : bundle.manifest.inputs) {
+    if (name == "input_ids") {
+      inputs.push_back(batch.input_ids);
+    } else if (name == "attention_mask") {
+      inputs.push_back(batch.attention_mask);
+    } else if (name == "token_type_ids") {
+      inputs.push_back(batch.token_type_ids);
+    } else {
+      throw ConfigError(fmt::format("{}/engine.json: model input '{}' is not one the engine makes "
+                                    "(input_ids, attention_mask, token_type_ids)",
+                                    bundle.manifest.directory, name));
+    }
+  }
+  std::vector<at::Tensor> outputs = bundle.model->forward(inputs);
+  return {std::move(batch), std::move(outputs)};
 }
 
 }  // namespace engine

@@ -19,4 +19,16 @@ struct SequenceBatch {
 SequenceBatch make_sequence_batch(const std::vector<const Encoding*>& sequences,
                                   size_t padded_length, int64_t pad_id, c10::Device device);
 
+struct ModelBundle;
+
+struct ForwardPass {
+  SequenceBatch inputs;
+  std::vector<at::Tensor> outputs;
+};
+
+// Pads `sequences` and runs the bundle's model on the inputs its manifest names, in that order
+// (input_ids, attention_mask, token_type_ids). Throws ConfigError for an input it cannot make.
+ForwardPass forward_sequences(const ModelBundle& bundle, const std::vector<const Encoding*>& sequences,
+                              size_t padded_length);
+
 }  // namespace engine

@@ -119,10 +119,8 @@ void BgeM3Adapter::read_options(const engine::ConfigNode& options) {
 std::vector<SequenceResult> BgeM3Adapter::run(const std::vector<const engine::Encoding*>& batch,
                                               size_t padded_length) {
   c10::InferenceMode inference;
-  const int64_t pad = bundle_.tokenizer->special_tokens().pad;
-  engine::SequenceBatch inputs =
-      engine::make_sequence_batch(batch, padded_length, pad, bundle_.device);
-  std::vector<at::Tensor> outputs = bundle_.model->forward({inputs.input_ids, inputs.attention_mask});
+  const std::vector<at::Tensor> outputs =
+      engine::forward_sequences(bundle_, batch, padded_length).outputs;
   check<std::runtime_error>(outputs.size() == 3,
                             "the bge-m3 model returned {} outputs; expected dense, token_weights "
                             "and colbert",

@@ -48,11 +48,7 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
   std::vector<SequenceResult> run(const std::vector<const engine::Encoding*>& batch,
                                   size_t padded_length) override {
     c10::InferenceMode inference;
-    const int64_t pad = bundle_.tokenizer->special_tokens().pad;
-    engine::SequenceBatch inputs =
-        engine::make_sequence_batch(batch, padded_length, pad, bundle_.device);
-    std::vector<at::Tensor> outputs = bundle_.model->forward(
-        {inputs.input_ids, inputs.attention_mask, inputs.token_type_ids});
+    const auto [inputs, outputs] = engine::forward_sequences(bundle_, batch, padded_length);
     check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 3,
                               "the bi-encoder returned no [batch, length, hidden] states");
     // Mean over the real tokens, as sentence-transformers and ModelScope pool.

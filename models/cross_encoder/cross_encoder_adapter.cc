@@ -47,11 +47,8 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
   std::vector<engine::SequenceResult> run(const std::vector<const Encoding*>& batch,
                                           size_t padded_length) override {
     c10::InferenceMode inference;
-    const int64_t pad = bundle_.tokenizer->special_tokens().pad;
-    engine::SequenceBatch inputs =
-        engine::make_sequence_batch(batch, padded_length, pad, bundle_.device);
-    std::vector<at::Tensor> outputs =
-        bundle_.model->forward({inputs.input_ids, inputs.attention_mask, inputs.token_type_ids});
+    const std::vector<at::Tensor> outputs =
+        engine::forward_sequences(bundle_, batch, padded_length).outputs;
     check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 2 &&
                                   outputs[0].size(1) == num_labels_,
                               "the model returned logits of shape {}; expected [batch, {}]",

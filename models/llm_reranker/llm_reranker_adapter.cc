@@ -74,11 +74,8 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
   std::vector<engine::SequenceResult> run(const std::vector<const Encoding*>& batch,
                                           size_t padded_length) override {
     c10::InferenceMode inference;
-    const int64_t pad = bundle_.tokenizer->special_tokens().pad;
-    engine::SequenceBatch inputs =
-        engine::make_sequence_batch(batch, padded_length, pad, bundle_.device);
-    std::vector<at::Tensor> outputs =
-        bundle_.model->forward({inputs.input_ids, inputs.attention_mask});
+    const std::vector<at::Tensor> outputs =
+        engine::forward_sequences(bundle_, batch, padded_length).outputs;
     check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 1 &&
                                   outputs[0].size(0) == static_cast<int64_t>(batch.size()),
                               "the LLM reranker must return one 'Yes' logit per sequence");
