@@ -133,6 +133,7 @@ void read_memory(const ConfigNode& node, MemoryConfig& memory) {
                        : empty == "after_request" ? EmptyCache::kAfterRequest
                                                   : EmptyCache::kWhenUnusedAbove;
   memory.empty_cache_above = node.bytes("empty_cache_above", 1LL << 30);
+  memory.warmup = node.boolean("warmup", false);
 }
 
 }  // namespace

@@ -57,6 +57,7 @@ struct MemoryConfig {
   double budget_fraction = 0;    // or a fraction of the device's free memory at start
   EmptyCache empty_cache = EmptyCache::kNever;
   int64_t empty_cache_above = 1LL << 30;  // when_unused_above: reserved minus allocated
+  bool warmup = false;  // run the longest batch shape once before the job and report it
 };
 
 struct LoggingConfig {

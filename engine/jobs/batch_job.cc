@@ -89,6 +89,7 @@ class JobRunner {
 
   JobSummary run() {
     memory_.reset_peak();
+    if (config_.memory.warmup) warm_up();
     JsonlReader reader(config_.io.input_path, config_.io.max_line_bytes);
     JsonlWriter writer(config_.io.output_path);
     InputLine line;
@@ -114,6 +115,34 @@ class JobRunner {
   }
 
  private:
+  // Runs the longest shape the family makes, in the largest batch the limits allow, once before
+  // the job: the allocator reserves its working set up front, the controller gets a first
+  // measurement, and a budget or limit too small for it shows before any record is read.
+  void warm_up() {
+    std::string filler;
+    for (int i = 0; i < config_.task.max_length * 2; ++i) filler += "warm ";
+    TaskRecord record;
+    record.query = filler;
+    if (config_.task.kind != TaskKind::kEmbed) record.passages.push_back({filler, nullptr});
+    const std::vector<PlannedSequence> plan = adapter_.plan(record);
+    if (plan.empty()) return;
+    const auto longest = std::max_element(
+        plan.begin(), plan.end(),
+        [](const auto& a, const auto& b) { return a.encoding.size() < b.encoding.size(); });
+    const size_t length = padded_length(longest->encoding.size(), limits_);
+    const size_t count = std::clamp<size_t>(
+        static_cast<size_t>(limits_.max_tokens) / std::max<size_t>(length, 1), 1,
+        limits_.max_batch_size);
+    const BatchOutcome outcome =
+        guarded_.run(std::vector<const Encoding*>(count, &longest->encoding));
+    const bool fits = std::all_of(outcome.errors.begin(), outcome.errors.end(),
+                                  [](const std::string& error) { return error.empty(); });
+    spdlog::info("warm-up: {} sequences of {} tokens {}; peak {} allocated, {} reserved", count,
+                 length, fits ? "ran" : "did not fit even one at a time",
+                 format_bytes(guarded_.stats().peak_allocated),
+                 format_bytes(memory_.stats().reserved));
+  }
+
   void finish_window(Window& window, JsonlWriter& writer) {
     score_window(window);
     for (const PendingRecord& pending : window.records) writer.write(output_of(pending));

@@ -63,5 +63,23 @@ TEST(MemoryLimitTest, ABudgetSplitsBatchesBeforeTheyFail) {
   EXPECT_GT(budgeted.budget_splits, 0) << "later windows are split by the learned model";
 }
 
+TEST(MemoryLimitTest, WarmUpRunsTheLongestShapeFirstAndChangesNoScore) {
+  testing::TempDir dir;
+  const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
+  JobSummary plain, warmed;
+  const auto expected = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
+                                         {"batching.max_batch_size=8"}, dir, &plain);
+  const auto outputs = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
+                                        {"batching.max_batch_size=8", "memory.warmup=true"}, dir,
+                                        &warmed);
+  EXPECT_EQ(warmed.forward_passes, plain.forward_passes + 1);
+  // The warm-up batch is 8 sequences of 512 tokens, longer than any fixture batch.
+  EXPECT_GE(warmed.memory.peak_allocated, plain.memory.peak_allocated);
+  ASSERT_EQ(outputs.size(), expected.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    EXPECT_EQ(outputs[i].at("score"), expected[i].at("score")) << "pair " << i;
+  }
+}
+
 }  // namespace
 }  // namespace engine

@@ -185,6 +185,7 @@ TEST_F(ConfigTest, MemorySection) {
   EXPECT_EQ(config.memory.budget_fraction, 0);
   EXPECT_EQ(config.memory.empty_cache, EmptyCache::kWhenUnusedAbove);
   EXPECT_EQ(config.memory.empty_cache_above, 1000000);
+  EXPECT_FALSE(config.memory.warmup);
   config = parse_config(config_text() + "memory:\n  budget: 0.8\n  empty_cache: after_request\n",
                         file());
   EXPECT_DOUBLE_EQ(config.memory.budget_fraction, 0.8);
