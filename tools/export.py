@@ -48,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", default=None,
                         help="bundle kind for families that export several (structbert: "
                              "cross_encoder or bi_encoder; default cross_encoder)")
+    parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
+                        help="store floating-point weights in this dtype (traced and verified in "
+                             "fp32 first), so the engine loads them at their final size")
     parser.add_argument("--seed", type=int, default=0, help="seed for --tiny")
     parser.add_argument("--tiny-checkpoint-dir", type=Path, default=None,
                         help="where --tiny writes its checkpoint (default: OUT/checkpoint)")
@@ -82,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         kwargs = {} if args.kind is None else {"kind": args.kind}
         family.export_bundle(checkpoint, args.out, max_length=args.max_length, **kwargs)
+        if args.dtype != "fp32":
+            from models.common.bundle import convert_bundle_dtype
+            convert_bundle_dtype(args.out, args.dtype)
     except (ValueError, FileNotFoundError) as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 1

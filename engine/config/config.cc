@@ -68,7 +68,7 @@ void read_model(const ConfigNode& node, ModelConfig& model) {
                     device.find_first_not_of("0123456789", 5) == std::string::npos);
   check<ConfigError>(device_ok, "{}: '{}' is not a device; expected auto, cpu, cuda or cuda:N",
                      node.where("device"), device);
-  model.dtype = node.choice("dtype", {"fp32", "fp16", "bf16", "auto"}, "fp32");
+  model.dtype = node.choice("dtype", {"bundle", "fp32", "fp16", "bf16", "auto"}, "bundle");
   model.embedding_dtype = node.choice("embedding_dtype", {"same", "fp32", "fp16", "bf16"}, "same");
   model.threads = parse_threads(node);
   model.verify_checksum = node.boolean("verify_checksum", true);

@@ -85,7 +85,7 @@ ModelBundle load_bundle_without_model(const std::string& directory) {
 ModelBundle load_bundle(const ModelConfig& config) {
   ModelBundle bundle = read_manifest_and_tokenizer(config.path);
   bundle.device = resolve_device(config.device);
-  bundle.precision = make_precision_plan(config, bundle.device);
+  bundle.precision = make_precision_plan(config, bundle.device, bundle.manifest.dtype);
   bundle.dtype = bundle.precision.dtype;
   ModelLoadOptions options;
   options.device = bundle.device;

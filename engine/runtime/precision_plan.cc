@@ -44,9 +44,15 @@ c10::ScalarType auto_dtype(const c10::Device& device, std::string& reason) {
 
 }  // namespace
 
-PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& device) {
+PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& device,
+                                  const std::string& exported) {
   PrecisionPlan plan;
-  if (config.dtype == "auto") {
+  if (config.dtype == "bundle") {
+    plan.dtype = exported == "bfloat16" ? c10::kBFloat16
+                 : exported == "float16" ? c10::kHalf
+                                         : c10::kFloat;
+    plan.reason = "as exported";
+  } else if (config.dtype == "auto") {
     plan.dtype = auto_dtype(device, plan.reason);
   } else {
     plan.dtype = parse_dtype(config.dtype);

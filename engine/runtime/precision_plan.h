@@ -22,8 +22,10 @@ struct PrecisionPlan {
   std::string reason;                              // why, for `engine check`
 };
 
+// `exported` is the manifest's dtype ("float32", "bfloat16", "float16"), used for `bundle`.
 // Throws ConfigError for a dtype the device cannot run well.
-PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& device);
+PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& device,
+                                  const std::string& exported = "float32");
 
 // GFLOP/s of a square matrix product of `size` in `dtype` on the CPU (a few repetitions).
 double cpu_matmul_gflops(c10::ScalarType dtype, int64_t size = 512);

@@ -225,6 +225,28 @@ def source_block(checkpoint: Path, **details) -> dict:
     }
 
 
+_DTYPES = {"bf16": ("bfloat16", torch.bfloat16), "fp16": ("float16", torch.float16)}
+
+
+@torch.no_grad()
+def convert_bundle_dtype(out_dir: Path, dtype: str) -> None:
+    """Stores a verified fp32 bundle's floating-point tensors in ``dtype`` (bf16 or fp16), so the
+    engine loads them at their final size instead of loading fp32 and casting. Integer buffers
+    (position ids) stay as they are; the graph is unchanged (the engine runs it under autocast),
+    and engine.json records the new dtype and checksum."""
+    name, torch_dtype = _DTYPES[dtype]
+    model_path = out_dir / MODEL_FILE
+    module = torch.jit.load(str(model_path))
+    for tensor in list(module.parameters()) + list(module.buffers()):
+        if tensor.is_floating_point():
+            tensor.data = tensor.data.to(torch_dtype)
+    atomic_write_bytes(model_path, lambda p: torch.jit.save(module, str(p)))
+    manifest = json.loads((out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    manifest["dtype"] = name
+    manifest["model_sha256"] = sha256_file(model_path)
+    write_manifest(out_dir, manifest)
+
+
 def write_manifest(out_dir: Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     atomic_write_bytes(out_dir / MANIFEST_FILE, lambda p: p.write_text(text, encoding="utf-8"))

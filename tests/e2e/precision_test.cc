@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/common/error.h"
+#include "engine/memory/counting_cpu_allocator.h"
 #include "engine/runtime/precision_plan.h"
 #include "tests/support/test_support.h"
 
@@ -57,6 +58,38 @@ TEST(PrecisionTest, LowerPrecisionScoresStayCloseToFp32) {
     std::cout << setting << ": max |score - fp32 score| = " << worst << "\n";
     EXPECT_LE(worst, 0.05) << setting;
     EXPECT_GT(worst, 0.0) << setting << " must actually change the arithmetic";
+  }
+}
+
+TEST(PrecisionTest, ABf16BundleLoadsAtItsFinalSizeWithoutAnFp32Copy) {
+  CountingCpuAllocator& counts = CountingCpuAllocator::install();
+  const int64_t before = counts.allocated();
+  counts.reset_peak();
+  ModelConfig config;
+  config.path = fixture_path("xlmr_tiny_bf16");
+  config.device = "cpu";
+  ModelBundle bundle = load_bundle(config);
+  EXPECT_EQ(bundle.dtype, c10::kBFloat16) << "model.dtype bundle takes the exported dtype";
+  const int64_t resident = counts.allocated() - before;
+  const int64_t peak = counts.peak() - before;
+  std::cout << "bf16 bundle: resident " << resident << " bytes, load peak " << peak << "\n";
+  EXPECT_LE(static_cast<double>(peak), 1.1 * static_cast<double>(resident));
+
+  // Loading the fp32 bundle as bf16 goes through the fp32 tensors: a peak well above resident.
+  counts.reset_peak();
+  const int64_t before_cast = counts.allocated();
+  ModelBundle cast = load_tiny("bf16");
+  EXPECT_GT(static_cast<double>(counts.peak() - before_cast),
+            1.5 * static_cast<double>(counts.allocated() - before_cast));
+
+  testing::TempDir dir;
+  const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
+  const auto expected = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
+                                         {"model.dtype=bf16"}, dir);
+  const auto outputs = testing::run_job(fixture_path("xlmr_tiny_bf16"), pairs, "score", {}, dir);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    EXPECT_NEAR(outputs[i].at("score").get<double>(), expected[i].at("score").get<double>(), 1e-6)
+        << "the same bf16 weights give the same scores, pair " << i;
   }
 }
 

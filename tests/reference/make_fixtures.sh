@@ -42,3 +42,6 @@ $PY tests/reference/structbert_reference.py --checkpoint "$OUT/sbert_tiny/checkp
 $PY tools/export.py --family llm_reranker --tiny --out "$OUT/llm_tiny"
 $PY tests/reference/llm_reranker_reference.py --checkpoint "$OUT/llm_tiny/checkpoint" \
   --out "$OUT/llm_reranker_256.json" --max-length 256
+# The same reranker stored in bf16, for lean loading.
+$PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoint" \
+  --out "$OUT/xlmr_tiny_bf16" --dtype bf16

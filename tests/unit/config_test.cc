@@ -49,7 +49,7 @@ TEST_F(ConfigTest, DefaultsAndPathsRelativeToTheConfigFile) {
   EXPECT_EQ(config.io.input_path, dir_.path("in.jsonl"));
   EXPECT_EQ(config.io.output_path, dir_.path("out/result.jsonl"));
   EXPECT_EQ(config.model.device, "auto");
-  EXPECT_EQ(config.model.dtype, "fp32");
+  EXPECT_EQ(config.model.dtype, "bundle");
   EXPECT_EQ(config.model.threads, 0);
   EXPECT_EQ(config.task.kind, TaskKind::kRerank);
   EXPECT_EQ(config.task.max_length, 512);
