@@ -7,7 +7,6 @@
 #include <fmt/format.h>
 
 #include "engine/common/error.h"
-#include "engine/io/jsonl_reader.h"
 #include "engine/text/utf8.h"
 
 namespace engine {

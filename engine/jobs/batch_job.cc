@@ -228,10 +228,11 @@ void log_summary(const JobSummary& summary, const DeviceMemory& memory, TaskKind
   spdlog::info("peak memory: {} allocated, {} reserved on {}",
                format_bytes(summary.memory.peak_allocated),
                format_bytes(summary.memory.peak_reserved), memory.name());
-  if (summary.out_of_memory > 0 || summary.budget_splits > 0) {
+  if (summary.out_of_memory > 0 || summary.budget_splits > 0 || summary.cache_emptied > 0) {
     spdlog::info("memory: {} out-of-memory errors recovered by splitting, {} batches split ahead "
-                 "by the budget, {} forward passes",
-                 summary.out_of_memory, summary.budget_splits, summary.forward_passes);
+                 "by the budget, {} forward passes, cache emptied {} times",
+                 summary.out_of_memory, summary.budget_splits, summary.forward_passes,
+                 summary.cache_emptied);
   }
   if (summary.error_records > 0) {
     spdlog::warn("{} of {} records are error records: their output lines carry \"error\" and "
