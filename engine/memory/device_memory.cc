@@ -2,11 +2,21 @@
 
 #include <fmt/format.h>
 
+#include "engine/common/error.h"
+#include "engine/memory/cuda_backend.h"
+
 namespace engine {
 
 std::unique_ptr<DeviceMemory> make_device_memory(const c10::Device& device, int64_t limit) {
   if (device.is_cuda()) return make_cuda_memory(device.has_index() ? device.index() : 0, limit);
   return make_host_memory(limit);
+}
+
+std::unique_ptr<DeviceMemory> make_cuda_memory(c10::DeviceIndex index, int64_t limit) {
+  std::string why_not;
+  const CudaBackend* backend = cuda_backend(&why_not);
+  check<ConfigError>(backend != nullptr, "no CUDA memory backend: {}", why_not);
+  return std::unique_ptr<DeviceMemory>(backend->make_memory(index, limit));
 }
 
 std::string format_bytes(int64_t bytes) {

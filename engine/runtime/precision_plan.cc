@@ -7,9 +7,8 @@
 #include <chrono>
 
 #include "engine/common/error.h"
+#include "engine/memory/cuda_backend.h"
 #include "engine/runtime/model_bundle.h"
-
-#include <ATen/cuda/CUDAContext.h>
 
 namespace engine {
 
@@ -30,7 +29,7 @@ namespace {
 
 c10::ScalarType auto_dtype(const c10::Device& device, std::string& reason) {
   if (device.is_cuda()) {
-    const int major = at::cuda::getDeviceProperties(device.index())->major;
+    const int major = cuda_backend()->compute_capability(device.index());
     reason = major >= 8 ? "auto: bf16 on a GPU of compute capability 8+"
                         : "auto: fp16 on a GPU older than compute capability 8";
     return major >= 8 ? c10::kBFloat16 : c10::kHalf;

@@ -1,12 +1,15 @@
-// The CUDA backend: LibTorch's caching allocator. Compiled and linked in every build; used only
-// when the job's device is a CUDA device.
+// The CUDA plugin (see cuda_backend.h): device queries and the CUDA DeviceMemory, LibTorch's
+// caching allocator. Built and linked in every build; opened only where a CUDA driver is present.
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <cuda_runtime_api.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 
+#include "engine/memory/cuda_backend.h"
 #include "engine/memory/device_memory.h"
 
 namespace engine {
@@ -54,10 +57,21 @@ class CudaMemory : public DeviceMemory {
   c10::DeviceIndex index_;
 };
 
-}  // namespace
+int device_count() { return static_cast<int>(c10::cuda::device_count()); }
 
-std::unique_ptr<DeviceMemory> make_cuda_memory(c10::DeviceIndex index, int64_t limit) {
-  return std::make_unique<CudaMemory>(index, limit);
+int compute_capability(int index) {
+  return at::cuda::getDeviceProperties(static_cast<c10::DeviceIndex>(index))->major;
 }
 
+DeviceMemory* make_memory(int index, int64_t limit) {
+  return new CudaMemory(static_cast<c10::DeviceIndex>(index), limit);
+}
+
+}  // namespace
 }  // namespace engine
+
+extern "C" __attribute__((visibility("default"))) const engine::CudaBackend* engine_cuda_backend() {
+  static const engine::CudaBackend backend{&engine::device_count, &engine::compute_capability,
+                                           &engine::make_memory};
+  return &backend;
+}
