@@ -7,11 +7,15 @@ Usage:
                          [--tiny-checkpoint-dir DIR]
   python tools/export.py --family structbert (--checkpoint DIR | --tiny) --out BUNDLE_DIR
                          [--kind cross_encoder|bi_encoder]
+  python tools/export.py --family cross_encoder --tiny --shape bce-reranker-base --out BUNDLE_DIR
+                         --dtype bf16 --embedding-dtype int8
 
 Each family lives in ``models/<family>/export.py`` and provides
 ``export_bundle(checkpoint_dir, out_dir, max_length=None)`` and
 ``write_tiny_checkpoint(out_dir, seed=0)``; ``--kind``, when given, is passed
-on to ``export_bundle`` as a keyword.  Re-running overwrites the bundle files
+on to ``export_bundle`` as a keyword.  A family's ``TINY_SHAPES`` names
+random checkpoints of a published model's size (``--shape``), for memory
+benchmarks: real architecture and sizes, random weights, a small tokenizer.  Re-running overwrites the bundle files
 in place.
 """
 
@@ -51,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
                         help="store floating-point weights in this dtype (traced and verified in "
                              "fp32 first), so the engine loads them at their final size")
+    parser.add_argument("--embedding-dtype", choices=["same", "bf16", "int8"], default="same",
+                        help="store the word-embedding table apart, in bf16 or in int8 with a "
+                             "scale per row; the engine maps it into memory")
+    parser.add_argument("--shape", default=None,
+                        help="with --tiny: a published model's sizes (the family's TINY_SHAPES)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --tiny")
     parser.add_argument("--tiny-checkpoint-dir", type=Path, default=None,
                         help="where --tiny writes its checkpoint (default: OUT/checkpoint)")
@@ -73,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(max(1, args.threads))
     family = importlib.import_module(f"models.{args.family}.export")
 
+    shapes = getattr(family, "TINY_SHAPES", {})
+    if args.shape is not None and (not args.tiny or args.shape not in shapes):
+        parser.error(f"--shape needs --tiny and one of {sorted(shapes)} for family {args.family}")
     if args.kind is not None and "kind" not in inspect.signature(family.export_bundle).parameters:
         parser.error(f"--kind is not supported by family {args.family}")
 
@@ -80,14 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint
     if args.tiny:
         checkpoint = args.tiny_checkpoint_dir or args.out / "checkpoint"
-        family.write_tiny_checkpoint(checkpoint, seed=args.seed)
+        family.write_tiny_checkpoint(checkpoint, seed=args.seed,
+                                     **(shapes[args.shape] if args.shape else {}))
         print(f"tiny checkpoint: {Path(checkpoint).resolve()} ({time.time() - t0:.1f}s)")
     try:
         kwargs = {} if args.kind is None else {"kind": args.kind}
         family.export_bundle(checkpoint, args.out, max_length=args.max_length, **kwargs)
-        if args.dtype != "fp32":
+        if args.dtype != "fp32" or args.embedding_dtype != "same":
             from models.common.bundle import convert_bundle_dtype
-            convert_bundle_dtype(args.out, args.dtype)
+            convert_bundle_dtype(args.out, args.dtype, args.embedding_dtype)
     except (ValueError, FileNotFoundError) as e:
         print(f"export failed: {e}", file=sys.stderr)
         return 1

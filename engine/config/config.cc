@@ -69,7 +69,8 @@ void read_model(const ConfigNode& node, ModelConfig& model) {
   check<ConfigError>(device_ok, "{}: '{}' is not a device; expected auto, cpu, cuda or cuda:N",
                      node.where("device"), device);
   model.dtype = node.choice("dtype", {"bundle", "fp32", "fp16", "bf16", "auto"}, "bundle");
-  model.embedding_dtype = node.choice("embedding_dtype", {"same", "fp32", "fp16", "bf16"}, "same");
+  model.embedding_dtype = node.choice("embedding_dtype", {"same", "fp32", "fp16", "bf16", "int8"},
+                                      "same");
   model.threads = parse_threads(node);
   model.verify_checksum = node.boolean("verify_checksum", true);
   model.family_options = std::make_shared<const ConfigNode>(node.section("options"));

@@ -19,7 +19,7 @@ struct ModelConfig {
   std::string path;              // the bundle directory
   std::string device = "auto";   // auto | cpu | cuda | cuda:N
   std::string dtype = "bundle";  // bundle (as exported) | fp32 | fp16 | bf16 | auto
-  std::string embedding_dtype = "same";  // same | fp32 | fp16 | bf16: the word embedding table
+  std::string embedding_dtype = "same";  // same | fp32 | fp16 | bf16 | int8: the word embeddings
   int threads = 0;               // intra-op threads; 0 means all cores
   bool verify_checksum = true;   // compare model.pt with the manifest's SHA-256 before loading
   // model.options: read and validated by the family adapter, which rejects keys it does not know.

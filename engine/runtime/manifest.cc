@@ -31,6 +31,10 @@ std::string Manifest::tokenizer_path() const {
   return (std::filesystem::path(directory) / tokenizer_file).string();
 }
 
+std::string Manifest::embedding_table_path() const {
+  return (std::filesystem::path(directory) / embedding_table.file).string();
+}
+
 Manifest read_manifest(const std::string& directory) {
   const std::string file = (std::filesystem::path(directory) / "engine.json").string();
   std::ifstream stream(file);
@@ -70,6 +74,23 @@ Manifest read_manifest(const std::string& directory) {
   manifest.outputs = field<std::vector<std::string>>(json, "outputs", file);
   manifest.dtype = field<std::string>(json, "dtype", file);
   manifest.embedding_parameter = field<std::string>(json, "embedding_parameter", file);
+  manifest.embedding_scale = json.value("embedding_scale", "");
+  if (json.contains("embedding_table")) {
+    const auto table = field<nlohmann::json>(json, "embedding_table", file);
+    const std::string where = file + " embedding_table";
+    Manifest::EmbeddingTable& stored = manifest.embedding_table;
+    stored.file = field<std::string>(table, "file", where);
+    stored.dtype = field<std::string>(table, "dtype", where);
+    stored.rows = field<int64_t>(table, "rows", where);
+    stored.cols = field<int64_t>(table, "cols", where);
+    stored.sha256 = field<std::string>(table, "sha256", where);
+    check<ConfigError>(stored.dtype == "int8" || stored.dtype == "bfloat16",
+                       "{}: dtype '{}' is not int8 or bfloat16", where, stored.dtype);
+    check<ConfigError>(stored.rows > 0 && stored.cols > 0, "{}: rows and cols must be positive",
+                       where);
+    check<ConfigError>(stored.dtype != "int8" || !manifest.embedding_scale.empty(),
+                       "{}: an int8 table needs embedding_scale", file);
+  }
   manifest.source = json.value("source", nlohmann::json::object());
   manifest.document = std::move(json);
   return manifest;

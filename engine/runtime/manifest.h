@@ -28,11 +28,23 @@ struct Manifest {
   std::vector<std::string> outputs;
   std::string dtype;
   std::string embedding_parameter;  // the word-embedding table, checked against vocab_size
+  // The table's row scale (a [rows, 1] buffer the graph multiplies each looked-up row by): ones
+  // until the table is stored in int8. Empty in bundles exported before it existed.
+  std::string embedding_scale;
+  // The table stored apart from the model file, raw and row-major, to be mapped into memory.
+  struct EmbeddingTable {
+    std::string file;  // empty: the table is inside the model file
+    std::string dtype;  // "int8" | "bfloat16"
+    int64_t rows = 0;
+    int64_t cols = 0;
+    std::string sha256;
+  } embedding_table;
   nlohmann::json source;
   nlohmann::json document;  // the whole file, for keys a family defines for itself
 
   std::string model_path() const;
   std::string tokenizer_path() const;
+  std::string embedding_table_path() const;
 };
 
 constexpr int kManifestFormatVersion = 1;

@@ -2,6 +2,7 @@
 
 #include "engine/common/error.h"
 #include "engine/memory/cuda_backend.h"
+#include "engine/runtime/embedding_table.h"
 
 namespace engine {
 
@@ -32,6 +33,7 @@ const char* dtype_name(c10::ScalarType dtype) {
     case c10::kFloat: return "fp32";
     case c10::kHalf: return "fp16";
     case c10::kBFloat16: return "bf16";
+    case c10::kChar: return "int8";
     default: return "other";
   }
 }
@@ -95,6 +97,7 @@ ModelBundle load_bundle(const ModelConfig& config) {
   options.embedding_dtype = bundle.precision.embedding_dtype;
   options.verify_checksum = config.verify_checksum;
   bundle.model = load_model(bundle.manifest, options);
+  prepare_embedding_table(*bundle.model, bundle.manifest, options);
   // The embedding table first: a manifest that promises more ids than the model holds is the
   // error that would otherwise index out of bounds.
   check_embedding_table(bundle);

@@ -65,7 +65,11 @@ PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& 
                        "GFLOP/s for a 512^3 product); use bf16 (or auto) or fp32",
                        fp16, fp32);
   }
-  if (config.embedding_dtype != "same") plan.embedding_dtype = parse_dtype(config.embedding_dtype);
+  if (config.embedding_dtype == "int8") {
+    plan.embedding_dtype = c10::kChar;
+  } else if (config.embedding_dtype != "same") {
+    plan.embedding_dtype = parse_dtype(config.embedding_dtype);
+  }
   return plan;
 }
 

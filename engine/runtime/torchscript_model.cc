@@ -82,6 +82,8 @@ class TorchScriptModel : public Model {
     const auto cast = [&](const std::string& name, const at::Tensor& value) {
       if (!value.is_floating_point()) return;
       const bool embedding = options.embedding_dtype && name == options.embedding_parameter;
+      // An int8 table is quantised with its row scale (embedding_table.h), not cast.
+      if (embedding && *options.embedding_dtype == c10::kChar) return;
       const c10::ScalarType dtype = embedding ? *options.embedding_dtype : options.dtype;
       if (value.scalar_type() != dtype) value.set_data(value.to(dtype));
     };

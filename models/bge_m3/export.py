@@ -35,6 +35,7 @@ from torch import nn
 from transformers import (AutoConfig, XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizer,
                           XLMRobertaTokenizerFast)
 
+from models.common.bundle import embedding_scale_name
 from models.common.bundle import (TRACE_TOL, atomic_copy, check_lengths, compare_with_eager,
                                   encoder_architecture, manifest_header, quiet_transformers,
                                   random_batch, resolve_max_length, save_verified_trace,
@@ -304,6 +305,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "outputs": ["dense", "token_weights", "colbert"],
         "dtype": "float32",
         "embedding_parameter": emb_name,
+        "embedding_scale": embedding_scale_name(emb_name),
         "source": source_block(ckpt, model_class=type(wrapper.backbone).__name__),
     }
     write_manifest(out, manifest)

@@ -143,6 +143,50 @@ def compare_with_eager(loaded, eager: nn.Module, batch, checks, check_output) ->
     return worst
 
 
+class RowScaledEmbedding(nn.Module):
+    """The word-embedding lookup as every bundle traces it:
+    ``table[ids].type_as(row_scale) * row_scale[ids]``.
+
+    In fp32 the scale is all ones and changes nothing.  It lets the engine keep
+    the table compressed and dequantise only the rows a batch looks up: an int8
+    table with one scale per row (``embedding_dtype: int8``), or a bf16 table in
+    an fp32 model, whose rows come back in the scale's dtype.  The table keeps
+    its parameter name; the scale is the buffer ``row_scale`` beside it.
+    """
+
+    def __init__(self, embedding: nn.Embedding):
+        super().__init__()
+        self.weight = embedding.weight
+        self.padding_idx = embedding.padding_idx
+        self.embedding_dim = embedding.embedding_dim
+        self.num_embeddings = embedding.num_embeddings
+        self.register_buffer("row_scale", torch.ones(embedding.weight.shape[0], 1,
+                                                     dtype=embedding.weight.dtype))
+
+    def forward(self, ids):
+        rows = nn.functional.embedding(ids, self.weight).type_as(self.row_scale)
+        return rows * nn.functional.embedding(ids, self.row_scale)
+
+
+def install_row_scaled_embedding(module: nn.Module, embedding_weight: torch.Tensor) -> None:
+    """Replaces the nn.Embedding that owns ``embedding_weight`` inside ``module``
+    by a RowScaledEmbedding sharing the same weight."""
+    for name, child in module.named_modules():
+        if isinstance(child, nn.Embedding) and child.weight is embedding_weight:
+            parent_name, _, attribute = name.rpartition(".")
+            parent = module.get_submodule(parent_name) if parent_name else module
+            setattr(parent, attribute, RowScaledEmbedding(child))
+            return
+        if isinstance(child, RowScaledEmbedding) and child.weight is embedding_weight:
+            return
+    raise RuntimeError("no nn.Embedding owns the word-embedding weight")
+
+
+def embedding_scale_name(embedding_parameter: str) -> str:
+    """The row_scale buffer beside the table ``embedding_parameter`` ('...weight')."""
+    return embedding_parameter.rpartition(".")[0] + ".row_scale"
+
+
 def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
                         embedding_weight: torch.Tensor, *, ignore_tracer_warnings: bool = False):
     """Trace ``module`` on ``example`` into ``out_dir``/model.pt.
@@ -150,10 +194,13 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
     ``verify(loaded)`` gets the saved-and-reloaded module, raises on any
     mismatch and returns what the caller wants to report.  The word-embedding
     parameter (``embedding_weight``, found by identity in ``module``) must
-    survive under the same name: engine.json records it for C++.
+    survive under the same name: engine.json records it for C++.  Its lookup
+    is traced as a RowScaledEmbedding (the module is changed in place, so the
+    eager side of ``verify`` runs the same lookup).
 
     Returns (model path, embedding parameter name, verify's result).
     """
+    install_row_scaled_embedding(module, embedding_weight)
     with quiet_transformers(), (warnings.catch_warnings() if ignore_tracer_warnings
                                 else contextlib.nullcontext()):
         if ignore_tracer_warnings:
@@ -173,6 +220,8 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
     emb_name = parameter_name(module, embedding_weight)
     if emb_name not in dict(loaded.named_parameters()):
         raise RuntimeError(f"{emb_name} missing from the saved module's named_parameters()")
+    if embedding_scale_name(emb_name) not in dict(loaded.named_buffers()):
+        raise RuntimeError(f"{embedding_scale_name(emb_name)} missing from the saved module")
     os.replace(pending, model_path)
     return model_path, emb_name, verified
 
@@ -225,23 +274,68 @@ def source_block(checkpoint: Path, **details) -> dict:
     }
 
 
-_DTYPES = {"bf16": ("bfloat16", torch.bfloat16), "fp16": ("float16", torch.float16)}
+_DTYPES = {"fp32": ("float32", torch.float32), "bf16": ("bfloat16", torch.bfloat16),
+           "fp16": ("float16", torch.float16)}
+# The word-embedding table stored beside model.pt, raw and row-major, so the engine can map it
+# into memory and only the rows a batch looks up become resident.
+EMBEDDING_FILES = {"int8": "embeddings.int8", "bf16": "embeddings.bf16"}
+
+
+def quantize_rows_int8(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric int8 with one scale per row: ``row ≈ q * scale``, scale = max|row| / 127.
+    Returns (q int8 [V, H], scale float32 [V, 1])."""
+    table = table.float()
+    scale = table.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127.0
+    q = torch.round(table / scale).clamp_(-127, 127).to(torch.int8)
+    return q, scale
 
 
 @torch.no_grad()
-def convert_bundle_dtype(out_dir: Path, dtype: str) -> None:
-    """Stores a verified fp32 bundle's floating-point tensors in ``dtype`` (bf16 or fp16), so the
-    engine loads them at their final size instead of loading fp32 and casting. Integer buffers
+def convert_bundle_dtype(out_dir: Path, dtype: str, embedding_dtype: str = "same") -> None:
+    """Stores a verified fp32 bundle's floating-point tensors in ``dtype`` (fp32, bf16 or fp16), so
+    the engine loads them at their final size instead of loading fp32 and casting. Integer buffers
     (position ids) stay as they are; the graph is unchanged (the engine runs it under autocast),
-    and engine.json records the new dtype and checksum."""
+    and engine.json records the new dtype and checksum.
+
+    ``embedding_dtype`` int8 or bf16 moves the word-embedding table out of model.pt into a raw file
+    (EMBEDDING_FILES), int8 with one scale per row kept in the table's ``row_scale`` buffer; the
+    engine maps the file into memory. model.pt keeps an empty table of the same width."""
     name, torch_dtype = _DTYPES[dtype]
     model_path = out_dir / MODEL_FILE
-    module = torch.jit.load(str(model_path))
-    for tensor in list(module.parameters()) + list(module.buffers()):
-        if tensor.is_floating_point():
-            tensor.data = tensor.data.to(torch_dtype)
-    atomic_write_bytes(model_path, lambda p: torch.jit.save(module, str(p)))
     manifest = json.loads((out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    module = torch.jit.load(str(model_path))
+    tensors = dict(module.named_parameters())
+    tensors.update(dict(module.named_buffers()))
+    table_name = manifest["embedding_parameter"]
+    for tensor_name, tensor in tensors.items():
+        if tensor.is_floating_point() and tensor_name != table_name:
+            tensor.data = tensor.data.to(torch_dtype)
+    table = tensors[table_name]
+    if embedding_dtype == "same":
+        table.data = table.data.to(torch_dtype)
+    else:
+        scale_name = manifest.get("embedding_scale")
+        if scale_name not in tensors:
+            raise ValueError(f"{out_dir}: the bundle has no embedding row scale; re-export it")
+        if embedding_dtype == "int8":
+            stored, scale = quantize_rows_int8(table.data)
+            tensors[scale_name].data = scale.to(torch_dtype)
+            raw = stored.numpy()
+        elif embedding_dtype == "bf16":
+            stored = table.data.to(torch.bfloat16)
+            raw = stored.view(torch.int16).numpy()
+        else:
+            raise ValueError(f"embedding dtype {embedding_dtype!r} is not int8 or bf16")
+        table.requires_grad_(False)  # an int8 tensor cannot require gradients
+        table_file = EMBEDDING_FILES[embedding_dtype]
+        atomic_write_bytes(out_dir / table_file, lambda p: raw.tofile(p))
+        rows, cols = stored.shape
+        table.data = torch.empty((0, cols), dtype=stored.dtype)
+        manifest["embedding_table"] = {
+            "file": table_file, "dtype": _DTYPES[embedding_dtype][0] if embedding_dtype != "int8"
+            else "int8", "rows": rows, "cols": cols,
+            "sha256": sha256_file(out_dir / table_file)}
+    atomic_write_bytes(model_path, lambda p: torch.jit.save(module, str(p)))
     manifest["dtype"] = name
     manifest["model_sha256"] = sha256_file(model_path)
     write_manifest(out_dir, manifest)

@@ -24,6 +24,7 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, XLMRob
                           XLMRobertaForSequenceClassification, XLMRobertaTokenizer,
                           XLMRobertaTokenizerFast)
 
+from models.common.bundle import embedding_scale_name
 from models.common.bundle import (TRACE_TOL, FirstOutput, atomic_copy, check_lengths,
                                   compare_with_eager, encoder_architecture, hf_checkpoint_dir,
                                   manifest_header, random_batch, resolve_max_length,
@@ -40,6 +41,14 @@ SPM_FILE = XLMR_SPM_FILE
 # by the engine today; the others are accepted by the model export path.
 _ENCODER_TYPES = {"xlm-roberta", "roberta", "bert", "camembert", "electra"}
 
+# Published sizes for ``tools/export.py --tiny --shape`` (random weights, small tokenizer).
+TINY_SHAPES = {
+    "bce-reranker-base": dict(hidden=768, layers=12, heads=12, intermediate=3072,
+                              table_rows=250002),
+    "bge-reranker-large": dict(hidden=1024, layers=24, heads=16, intermediate=4096,
+                               table_rows=250002),
+}
+
 
 # --------------------------------------------------------------------------
 # Tiny checkpoint
@@ -47,13 +56,16 @@ _ENCODER_TYPES = {"xlm-roberta", "roberta", "bert", "camembert", "electra"}
 
 def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden: int = 32,
                           layers: int = 2, heads: int = 4, intermediate: int = 64,
-                          max_positions: int = 512, num_labels: int = 1) -> Path:
+                          max_positions: int = 512, num_labels: int = 1,
+                          table_rows: int = 0) -> Path:
     """Write a small random XLM-R cross-encoder checkpoint, laid out like the
     published ones (config.json, model.safetensors, sentencepiece.bpe.model,
     tokenizer.json, tokenizer_config.json, special_tokens_map.json).
 
     ``vocab_size`` is the SentencePiece size; the model vocabulary is that +2
-    (<pad> and <mask> are added by the HF/fairseq mapping).
+    (<pad> and <mask> are added by the HF/fairseq mapping).  ``table_rows``
+    makes the embedding table that large (a published model's 250002 rows)
+    while the tokenizer stays small.
     """
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -61,7 +73,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden
     sp_size = train_xlmr_sentencepiece(spm_path, vocab_size, seed)
 
     config = XLMRobertaConfig(
-        vocab_size=sp_size + 2,
+        vocab_size=max(sp_size + 2, table_rows),
         hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
@@ -89,7 +101,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden
     write_tiny_marker(out, {
         "seed": seed, "sentencepiece_size": sp_size, "hidden": hidden, "layers": layers,
         "heads": heads, "intermediate": intermediate, "max_positions": max_positions,
-        "num_labels": num_labels})
+        "num_labels": num_labels, "table_rows": config.vocab_size})
     return out
 
 
@@ -154,7 +166,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     manifest = {
         **manifest_header("cross_encoder", model_path),
         "architecture": {**encoder_architecture(cfg), "num_labels": cfg.num_labels},
-        "vocab_size": cfg.vocab_size,
+        "vocab_size": specials["mask"] + 1,  # the ids the tokenizer makes; the table may be larger
         "max_positions": max_positions,
         "max_length": max_length,
         "special_tokens": specials,
@@ -163,6 +175,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "outputs": ["logits"],
         "dtype": "float32",
         "embedding_parameter": emb_name,
+        "embedding_scale": embedding_scale_name(emb_name),
         "source": source_block(ckpt, model_class=type(model).__name__),
     }
     write_manifest(out, manifest)

@@ -24,6 +24,7 @@ from torch import nn
 from transformers import (AutoConfig, AutoTokenizer, GemmaConfig, GemmaForCausalLM,
                           GemmaTokenizer, GemmaTokenizerFast)
 
+from models.common.bundle import embedding_scale_name
 from models.common.bundle import (TRACE_TOL, atomic_copy, hf_checkpoint_dir, manifest_header,
                                   save_verified_trace, source_block, write_manifest,
                                   write_tiny_marker)
@@ -343,6 +344,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "outputs": ["score"],
         "dtype": "float32",
         "embedding_parameter": emb_name,
+        "embedding_scale": embedding_scale_name(emb_name),
         "source": source_block(ckpt, model_class=type(model).__name__,
                                tokenizer_class=type(tok).__name__,
                                padding_side=tok.padding_side),

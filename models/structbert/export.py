@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertForSequenceClassification
 
+from models.common.bundle import embedding_scale_name
 from models.common.bundle import (TRACE_TOL, FirstOutput, atomic_copy, atomic_write_bytes,
                                   check_lengths, compare_with_eager, encoder_architecture,
                                   manifest_header, resolve_max_length, save_verified_trace,
@@ -44,9 +45,16 @@ MS_ID2LABEL = {0: "0", 1: "1"}
 # Tiny checkpoint (ModelScope layout)
 # --------------------------------------------------------------------------
 
+# Published sizes for ``tools/export.py --tiny --shape`` (random weights, small vocabulary file).
+TINY_SHAPES = {
+    "structbert-large": dict(hidden=1024, layers=24, heads=16, intermediate=4096,
+                             table_rows=21128),
+}
+
+
 def write_tiny_checkpoint(out_dir, seed: int = 0, hidden: int = 32, layers: int = 2,
                           heads: int = 4, intermediate: int = 64,
-                          max_positions: int = 512) -> Path:
+                          max_positions: int = 512, table_rows: int = 0) -> Path:
     """Write a small random StructBERT sentence-similarity checkpoint laid out
     as ModelScope publishes and saves them: configuration.json, config.json
     (model_type "structbert"), pytorch_model.bin (a bare state_dict with
@@ -58,7 +66,7 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, hidden: int = 32, layers: int 
     vocab_size = len(read_vocab(out / VOCAB_FILE))
 
     config = BertConfig(
-        vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+        vocab_size=max(vocab_size, table_rows), hidden_size=hidden, num_hidden_layers=layers,
         num_attention_heads=heads, intermediate_size=intermediate,
         max_position_embeddings=max_positions, type_vocab_size=2, pad_token_id=0,
         id2label=dict(MS_ID2LABEL),
@@ -181,7 +189,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     manifest = {
         **manifest_header(kind, model_path),
         "architecture": architecture,
-        "vocab_size": cfg.vocab_size,
+        "vocab_size": len(ck.vocab),  # the ids the tokenizer makes; the table may be larger
         "max_positions": max_positions,
         "max_length": max_length,
         "special_tokens": specials,
@@ -193,6 +201,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
         "outputs": ["logits"] if pairs else ["last_hidden_state"],
         "dtype": "float32",
         "embedding_parameter": emb_name,
+        "embedding_scale": embedding_scale_name(emb_name),
     }
     if pairs:
         manifest["pair_truncation"] = "longest_first"

@@ -2,6 +2,10 @@
 // the embedding table in a dtype of its own, and scores close to fp32's.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
 #include "engine/common/error.h"
 #include "engine/memory/counting_cpu_allocator.h"
 #include "engine/runtime/precision_plan.h"
@@ -23,11 +27,14 @@ ModelBundle load_tiny(const std::string& dtype, const std::string& embedding_dty
 
 TEST(PrecisionTest, IntegerBuffersStayInt64UnderEveryPlan) {
   for (const auto& [dtype, embedding] : std::vector<std::pair<std::string, std::string>>{
-           {"fp32", "same"}, {"bf16", "same"}, {"fp32", "bf16"}, {"auto", "same"}}) {
+           {"fp32", "same"}, {"bf16", "same"}, {"fp32", "bf16"}, {"auto", "same"},
+           {"bf16", "int8"}}) {
     ModelBundle bundle = load_tiny(dtype, embedding);
     size_t integer_buffers = 0;
     for (const auto& [name, tensor] : bundle.model->named_tensors()) {
-      if (tensor.is_floating_point()) {
+      if (name == bundle.manifest.embedding_parameter && embedding == "int8") {
+        EXPECT_EQ(tensor.scalar_type(), c10::kChar) << "the int8 table";
+      } else if (tensor.is_floating_point()) {
         const bool table = name == bundle.manifest.embedding_parameter;
         const c10::ScalarType expected =
             table && bundle.precision.embedding_dtype ? *bundle.precision.embedding_dtype
@@ -46,7 +53,9 @@ TEST(PrecisionTest, LowerPrecisionScoresStayCloseToFp32) {
   testing::TempDir dir;
   const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
   const auto reference = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", {}, dir);
-  for (const auto& setting : {std::string("model.dtype=bf16"), std::string("model.embedding_dtype=bf16")}) {
+  for (const auto& setting :
+       {std::string("model.dtype=bf16"), std::string("model.embedding_dtype=bf16"),
+        std::string("model.embedding_dtype=int8")}) {
     const auto outputs =
         testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", {setting}, dir);
     ASSERT_EQ(outputs.size(), reference.size());
@@ -90,6 +99,86 @@ TEST(PrecisionTest, ABf16BundleLoadsAtItsFinalSizeWithoutAnFp32Copy) {
   for (size_t i = 0; i < outputs.size(); ++i) {
     EXPECT_NEAR(outputs[i].at("score").get<double>(), expected[i].at("score").get<double>(), 1e-6)
         << "the same bf16 weights give the same scores, pair " << i;
+  }
+}
+
+// The int8 table exported apart from model.pt: the same scores as quantising at load (the exporter
+// and the engine use the same rule), and the table is a read-only mapping of the file, not a copy.
+TEST(PrecisionTest, AnInt8TableStoredApartIsMappedAndScoresAsQuantisedAtLoad) {
+  testing::TempDir dir;
+  const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
+  const auto expected = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
+                                         {"model.embedding_dtype=int8"}, dir);
+  const auto outputs = testing::run_job(fixture_path("xlmr_tiny_int8"), pairs, "score", {}, dir);
+  ASSERT_EQ(outputs.size(), expected.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    EXPECT_NEAR(outputs[i].at("score").get<double>(), expected[i].at("score").get<double>(), 1e-6)
+        << "pair " << i;
+  }
+
+  ModelConfig config;
+  config.path = fixture_path("xlmr_tiny_int8");
+  config.device = "cpu";
+  ModelBundle bundle = load_bundle(config);
+  const auto address = [&] {
+    for (const auto& [name, tensor] : bundle.model->named_tensors()) {
+      if (name == bundle.manifest.embedding_parameter) {
+        EXPECT_EQ(tensor.scalar_type(), c10::kChar);
+        EXPECT_EQ(tensor.size(0), bundle.manifest.embedding_table.rows);
+        return reinterpret_cast<uintptr_t>(tensor.data_ptr());
+      }
+    }
+    return uintptr_t{0};
+  }();
+  std::ifstream maps("/proc/self/maps");
+  std::string line;
+  bool mapped = false;
+  while (std::getline(maps, line)) {
+    uintptr_t start = 0, end = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx", &start, &end) != 2) continue;
+    if (address >= start && address < end) {
+      mapped = line.find("embeddings.int8") != std::string::npos;
+      EXPECT_TRUE(mapped) << line;
+    }
+  }
+  EXPECT_TRUE(mapped) << "the table's memory is a mapping of embeddings.int8";
+
+  config.embedding_dtype = "bf16";
+  EXPECT_THROW(load_bundle(config), ConfigError) << "a stored int8 table cannot become bf16";
+}
+
+TEST(PrecisionTest, ACorruptOrTruncatedTableFileIsRefused) {
+  testing::TempDir dir;
+  const std::string copy = dir.path("bundle");
+  std::filesystem::copy(fixture_path("xlmr_tiny_int8"), copy,
+                        std::filesystem::copy_options::recursive);
+  ModelConfig config;
+  config.path = copy;
+  config.device = "cpu";
+  const std::string table = copy + "/embeddings.int8";
+  const auto size = std::filesystem::file_size(table);
+  {
+    std::fstream file(table, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(static_cast<std::streamoff>(size / 2));
+    const char byte = static_cast<char>(file.get());
+    file.seekp(static_cast<std::streamoff>(size / 2));
+    file.put(static_cast<char>(~byte));
+  }
+  try {
+    load_bundle(config);
+    FAIL() << "a changed table must be refused";
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("embeddings.int8' is corrupt"), std::string::npos)
+        << error.what();
+  }
+  std::filesystem::resize_file(table, size - 1);
+  try {
+    load_bundle(config);
+    FAIL() << "a truncated table must be refused";
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("holds " + std::to_string(size - 1) + " bytes"),
+              std::string::npos)
+        << error.what();
   }
 }
 

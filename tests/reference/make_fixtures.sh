@@ -45,3 +45,6 @@ $PY tests/reference/llm_reranker_reference.py --checkpoint "$OUT/llm_tiny/checkp
 # The same reranker stored in bf16, for lean loading.
 $PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoint" \
   --out "$OUT/xlmr_tiny_bf16" --dtype bf16
+# The same reranker with its embedding table stored apart in int8 (mapped by the engine).
+$PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoint" \
+  --out "$OUT/xlmr_tiny_int8" --embedding-dtype int8
