@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "engine/memory/device_memory.h"
+#include "engine/memory/host_block_pool.h"
 
 namespace engine {
 namespace {
@@ -20,9 +21,12 @@ constexpr size_t kHeader = c10::gAlignment;
 // Above LibTorch's default allocator (priority 0), so that ours is the one in use.
 constexpr uint8_t kPriority = 100;
 
-// The counts of the installed allocator; set once by install(), never destroyed (tensors may
-// outlive main()).
+// The counts and the pool of the installed allocator; set once by install(), never destroyed
+// (tensors may outlive main()).
 CountingCpuAllocator* installed_counts = nullptr;
+HostBlockPool* installed_pool = nullptr;
+
+bool pooled(size_t block_bytes) { return block_bytes >= HostBlockPool::kMinPooled; }
 
 class CountingAllocator : public c10::Allocator {
  public:
@@ -33,7 +37,15 @@ class CountingAllocator : public c10::Allocator {
                      format_bytes(size), " would pass memory.limit of ",
                      format_bytes(counts.limit()), " (", format_bytes(counts.allocated()),
                      " in use)");
-    char* base = static_cast<char*>(c10::alloc_cpu(bytes + kHeader));
+    char* base = pooled(bytes + kHeader)
+                     ? static_cast<char*>(installed_pool->take(bytes + kHeader))
+                     : static_cast<char*>(c10::alloc_cpu(bytes + kHeader));
+    if (base == nullptr) {
+      counts.release(size);
+      TORCH_CHECK_WITH(OutOfMemoryError, false, "CPU out of memory: the system refused ",
+                       format_bytes(size));
+    }
+    counts.note_held(counts.allocated() + installed_pool->cached_bytes());
     std::memcpy(base, &bytes, sizeof(bytes));
     // Data and context are the same pointer, as raw_allocate() requires; the deleter finds the
     // header in front of it.
@@ -53,7 +65,11 @@ class CountingAllocator : public c10::Allocator {
     size_t bytes = 0;
     std::memcpy(&bytes, base, sizeof(bytes));
     installed_counts->release(static_cast<int64_t>(bytes));
-    c10::free_cpu(base);
+    if (pooled(bytes + kHeader)) {
+      installed_pool->give_back(base, bytes + kHeader);
+    } else {
+      c10::free_cpu(base);
+    }
   }
 };
 
@@ -74,9 +90,20 @@ bool CountingCpuAllocator::reserve(int64_t bytes) {
 
 void CountingCpuAllocator::set_limit(int64_t bytes) { limit_.store(bytes); }
 
+void CountingCpuAllocator::note_held(int64_t held) {
+  for (int64_t peak = peak_held_.load();
+       held > peak && !peak_held_.compare_exchange_weak(peak, held);) {
+  }
+}
+
+int64_t CountingCpuAllocator::cached() const { return installed_pool->cached_bytes(); }
+
+int64_t CountingCpuAllocator::release_cached() { return installed_pool->release_cached(); }
+
 CountingCpuAllocator& CountingCpuAllocator::install() {
   static CountingCpuAllocator* counts = [] {
     installed_counts = new CountingCpuAllocator();
+    installed_pool = new HostBlockPool();
     static CountingAllocator allocator;
     c10::SetCPUAllocator(&allocator, kPriority);
     return installed_counts;

@@ -1,6 +1,5 @@
 // The host backend: the counting CPU allocator (counting_cpu_allocator.h) for the bytes of live
-// tensors, and the process's resident set from /proc for what the kernel holds. The resident peak
-// is the kernel's high-water mark (VmHWM), which only a write to /proc/self/clear_refs resets.
+// tensors and the large blocks it keeps for reuse. Reserved is live plus kept.
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,10 +12,9 @@
 #include "engine/memory/device_memory.h"
 
 namespace engine {
-namespace {
 
 // A "Name:   1234 kB" field of /proc/self/status, in bytes; 0 when absent.
-int64_t proc_status_bytes(const std::string& field) {
+static int64_t proc_status_bytes(const std::string& field) {
   std::ifstream status("/proc/self/status");
   std::string line;
   while (std::getline(status, line)) {
@@ -24,6 +22,10 @@ int64_t proc_status_bytes(const std::string& field) {
   }
   return 0;
 }
+
+ResidentMemory process_resident() { return {proc_status_bytes("VmRSS"), proc_status_bytes("VmHWM")}; }
+
+namespace {
 
 class HostMemory : public DeviceMemory {
  public:
@@ -35,8 +37,8 @@ class HostMemory : public DeviceMemory {
     MemoryStats stats;
     stats.allocated = counts_.allocated();
     stats.peak_allocated = counts_.peak();
-    stats.reserved = proc_status_bytes("VmRSS");
-    stats.peak_reserved = proc_status_bytes("VmHWM");
+    stats.reserved = counts_.allocated() + counts_.cached();
+    stats.peak_reserved = std::max(counts_.peak_held(), stats.reserved);
     stats.total = static_cast<int64_t>(sysconf(_SC_PHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
     stats.free = static_cast<int64_t>(sysconf(_SC_AVPHYS_PAGES)) * sysconf(_SC_PAGE_SIZE);
     if (counts_.limit() > 0) {
@@ -46,14 +48,12 @@ class HostMemory : public DeviceMemory {
     return stats;
   }
 
-  void reset_peak() override {
-    counts_.reset_peak();
-    // "5" resets the resident peak (Linux 4.0+); without permission it stays as it was.
-    std::ofstream("/proc/self/clear_refs") << "5";
-  }
+  // Only the tensors' peak: the resident peak stays the process's own since it started, load
+  // included, which is the figure a user compares with what the machine has.
+  void reset_peak() override { counts_.reset_peak(); }
 
-  // LibTorch's CPU allocator keeps no cache: freed tensors go straight back to the C library.
-  void empty_cache() override {}
+  // Unmaps the large blocks the pool keeps (host_block_pool.h); small ones are the C library's.
+  void empty_cache() override { counts_.release_cached(); }
 
   std::string name() const override {
     if (counts_.limit() <= 0) return "host (counting allocator)";

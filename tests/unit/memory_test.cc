@@ -11,6 +11,7 @@
 #include "engine/memory/counting_cpu_allocator.h"
 #include "engine/memory/cuda_backend.h"
 #include "engine/memory/device_memory.h"
+#include "engine/memory/host_block_pool.h"
 
 namespace engine {
 namespace {
@@ -49,6 +50,60 @@ TEST(CountingCpuAllocatorTest, RefusesPastTheLimitWithLibTorchsOutOfMemoryError)
   EXPECT_THROW(at::matmul(at::ones({2048, 1024}), at::ones({1024, 2048})), c10::OutOfMemoryError);
   counts.set_limit(0);
   EXPECT_NO_THROW(at::empty({2 << 20}, at::kFloat));
+}
+
+TEST(HostBlockPoolTest, SizeClassesRoundUpByAtMostAnEighth) {
+  EXPECT_EQ(HostBlockPool::size_class(1 << 20), size_t{1} << 20);
+  EXPECT_EQ(HostBlockPool::size_class((1 << 20) + 1), (size_t{1} << 20) + (128 << 10));
+  EXPECT_EQ(HostBlockPool::size_class(12'582'912 + 100), size_t{13} << 20);
+  for (size_t bytes : {size_t{300'000}, size_t{1'572'864}, size_t{7'000'001}, size_t{1} << 30}) {
+    const size_t rounded = HostBlockPool::size_class(bytes);
+    EXPECT_GE(rounded, bytes);
+    EXPECT_LE(rounded, bytes + bytes / 8 + 4096) << bytes;
+    EXPECT_EQ(rounded % 4096, 0u);
+  }
+}
+
+TEST(HostBlockPoolTest, ReusesFreedBlocksAndNeverMapsMoreThanItsPeakInUse) {
+  HostBlockPool pool;
+  void* a = pool.take(3 << 20);
+  void* b = pool.take(3 << 20);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  static_cast<char*>(a)[(3 << 20) - 1] = 1;  // the whole block is writable
+  const int64_t two = pool.mapped_bytes();
+  EXPECT_EQ(two, 2 * static_cast<int64_t>(HostBlockPool::size_class(3 << 20)));
+  pool.give_back(a, 3 << 20);
+  EXPECT_EQ(pool.cached_bytes(), two / 2);
+  EXPECT_EQ(pool.take((3 << 20) - 1000), a) << "the same size class comes back from the cache";
+  EXPECT_EQ(pool.cached_bytes(), 0);
+  pool.give_back(a, 3 << 20);
+  pool.give_back(b, 3 << 20);
+  // A block of another class: the cache is unmapped first, so the pool stays at the 6 MiB it
+  // once had in use.
+  void* c = pool.take(5 << 20);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(pool.cached_bytes(), 0) << "both 3 MiB blocks went back to the system";
+  EXPECT_EQ(pool.mapped_bytes(), 5 << 20);
+  pool.give_back(c, 5 << 20);
+  EXPECT_EQ(pool.release_cached(), 5 << 20);
+  EXPECT_EQ(pool.mapped_bytes(), 0);
+  EXPECT_EQ(pool.cached_bytes(), 0);
+}
+
+TEST(HostMemoryTest, ReservedIsLiveTensorsPlusKeptBlocksAndEmptyingGivesThemBack) {
+  auto memory = make_host_memory(0);
+  memory->empty_cache();
+  const MemoryStats before = memory->stats();
+  EXPECT_EQ(before.reserved, before.allocated) << "nothing kept after emptying";
+  { at::Tensor large = at::ones({4 << 20}, at::kFloat); }  // 16 MiB, freed at once
+  const MemoryStats kept = memory->stats();
+  EXPECT_EQ(kept.allocated, before.allocated);
+  EXPECT_GE(kept.reserved - kept.allocated, 16 << 20) << "the freed block is kept for reuse";
+  EXPECT_GE(kept.peak_reserved, before.allocated + (16 << 20));
+  memory->empty_cache();
+  EXPECT_EQ(memory->stats().reserved, before.allocated);
+  EXPECT_GT(process_resident().peak, 16 << 20);
 }
 
 TEST(BatchControllerTest, LearnsPerTokenAndQuadraticTerms) {
