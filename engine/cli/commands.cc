@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <spdlog/spdlog.h>
 
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -13,40 +14,10 @@
 #include "engine/memory/device_memory.h"
 #include "engine/runtime/family_adapter.h"
 #include "engine/runtime/model_bundle.h"
+#include "engine/cli/prepared_job.h"
 
 namespace engine {
 namespace {
-
-int resolve_threads(int configured) {
-  if (configured > 0) return configured;
-  const unsigned cores = std::thread::hardware_concurrency();
-  return cores > 0 ? static_cast<int>(cores) : 1;
-}
-
-// Everything a job needs, loaded and checked; used by both `run` and `check`.
-struct PreparedJob {
-  Config config;
-  ModelBundle bundle;
-  std::unique_ptr<FamilyAdapter> adapter;
-  std::unique_ptr<DeviceMemory> memory;
-  int threads = 1;
-};
-
-std::unique_ptr<PreparedJob> prepare_job(const std::string& config_file,
-                                         const std::vector<std::string>& overrides) {
-  auto job = std::make_unique<PreparedJob>();
-  job->config = load_config(config_file, overrides);
-  spdlog::set_level(spdlog::level::from_str(job->config.logging.level));
-  job->threads = resolve_threads(job->config.model.threads);
-  at::set_num_threads(job->threads);
-  // The memory backend first, so that the model's own tensors count against memory.limit.
-  job->memory = make_device_memory(resolve_device(job->config.model.device),
-                                   job->config.memory.limit);
-  job->bundle = load_bundle(job->config.model);
-  job->adapter = make_adapter(job->bundle.manifest.family,
-                              {job->bundle, job->config.task, *job->config.model.family_options});
-  return job;
-}
 
 int64_t parameter_bytes(const Model& model) {
   int64_t bytes = 0;
@@ -57,18 +28,6 @@ int64_t parameter_bytes(const Model& model) {
 }
 
 }  // namespace
-
-int run_job_command(const std::string& config_file, const std::vector<std::string>& overrides) {
-  auto job = prepare_job(config_file, overrides);
-  spdlog::info("model {} ({}) on {} in {}, {} threads; task {} from {}",
-               job->bundle.manifest.directory, job->bundle.manifest.family,
-               job->bundle.device.str(), dtype_name(job->bundle.dtype), job->threads,
-               task_name(job->config.task.kind), job->config.io.input_path);
-  JobSummary summary = run_batch_job(job->config, *job->adapter, *job->memory);
-  log_summary(summary, *job->memory, job->config.task.kind);
-  spdlog::info("output: {}", job->config.io.output_path);
-  return 0;
-}
 
 int check_command(const std::string& config_file, const std::vector<std::string>& overrides) {
   auto job = prepare_job(config_file, overrides);

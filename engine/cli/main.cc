@@ -22,21 +22,53 @@ void set_up_logging() {
   spdlog::set_default_logger(logger);
 }
 
+// A launch's workers say which one they are on every line.
+void tag_logging(const std::string& tag) {
+  if (!tag.empty()) spdlog::default_logger()->set_pattern("[%H:%M:%S] [" + tag + "] [%^%l%$] %v");
+}
+
+// --config and --set, on the main command or a subcommand.
+void add_config_options(CLI::App& app, std::string& config_file,
+                        std::vector<std::string>& overrides, bool required) {
+  auto* option =
+      app.add_option("--config", config_file, "job config (YAML)")->check(CLI::ExistingFile);
+  if (required) option->required();
+  app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)");
+}
+
 int dispatch(int argc, char** argv) {
   CLI::App app{"Rerank and score corpora with exported cross-encoder models"};
   app.require_subcommand(0, 1);
   std::string config_file;
   std::vector<std::string> overrides;
-  app.add_option("--config", config_file, "job config (YAML)")->check(CLI::ExistingFile);
-  app.add_option("--set", overrides, "override a config key: key.path=value (repeatable)");
+  add_config_options(app, config_file, overrides, false);
+  std::string summary_file;
+  app.add_option("--summary", summary_file, "also write the job's summary to FILE as JSON");
 
   CLI::App* check = app.add_subcommand("check", "validate config and bundle, print the plan");
   std::string check_config;
   std::vector<std::string> check_overrides;
-  check->add_option("--config", check_config, "job config (YAML)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  check->add_option("--set", check_overrides, "override a config key: key.path=value");
+  add_config_options(*check, check_config, check_overrides, true);
+
+  CLI::App* launch = app.add_subcommand("launch", "run the job on one worker process per device");
+  std::string launch_config, devices = "auto", launch_summary;
+  std::vector<std::string> launch_overrides;
+  add_config_options(*launch, launch_config, launch_overrides, true);
+  launch->add_option("--devices", devices,
+                     "auto, cpu, cpu:N, or GPU indices such as 0,1,2,3 (default auto)");
+  launch->add_option("--summary", launch_summary, "also write the summary to FILE as JSON");
+
+  CLI::App* merge = app.add_subcommand("merge", "join a cluster job's parts in input order");
+  std::string merge_config;
+  std::vector<std::string> merge_overrides;
+  add_config_options(*merge, merge_config, merge_overrides, true);
+
+  CLI::App* worker = app.add_subcommand("worker", "a worker of engine launch (internal)");
+  worker->group("");  // not listed in --help: the launcher starts it
+  std::string worker_config, log_tag;
+  std::vector<std::string> worker_overrides;
+  add_config_options(*worker, worker_config, worker_overrides, true);
+  worker->add_option("--log-tag", log_tag, "name on every log line");
 
   CLI::App* tokenize = app.add_subcommand("tokenize", "print a text's ids and pieces as JSON");
   std::string model_dir;
@@ -56,12 +88,18 @@ int dispatch(int argc, char** argv) {
     return status == 0 ? 0 : kExitUsage;
   }
   if (*check) return engine::check_command(check_config, check_overrides);
+  if (*launch) return engine::launch_command(launch_config, launch_overrides, devices, launch_summary);
+  if (*merge) return engine::merge_command(merge_config, merge_overrides);
+  if (*worker) {
+    tag_logging(log_tag);
+    return engine::worker_command(worker_config, worker_overrides);
+  }
   if (*tokenize) return engine::tokenize_command(model_dir, pair, max_length, texts);
   if (config_file.empty()) {
     std::cerr << app.help() << "\nerror: --config is required\n";
     return kExitUsage;
   }
-  return engine::run_job_command(config_file, overrides);
+  return engine::run_job_command(config_file, overrides, summary_file);
 }
 
 }  // namespace

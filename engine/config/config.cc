@@ -169,17 +169,21 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
   const ConfigNode model = top.section("model"), task = top.section("task"),
                    batching = top.section("batching"), input = top.section("input"),
                    output = top.section("output"), memory = top.section("memory"),
-                   logging = top.section("logging");
+                   job = top.section("job"), logging = top.section("logging");
   top.reject_unknown_keys();
   read_model(model, config.model);
   read_task(task, config.task);
   read_batching(batching, config.batching);
   read_io(input, output, config.io);
   read_memory(memory, config.memory);
+  config.job.block_lines = job.integer("block_lines", 1, 1LL << 40, 4096);
+  config.job.resume = job.boolean("resume", true);
+  config.job.max_retries = static_cast<int>(job.integer("max_retries", 0, 1000, 2));
   config.logging.level =
       logging.choice("level", {"trace", "debug", "info", "warn", "error", "off"}, "info");
   config.logging.progress_interval_s = logging.number("progress_interval_s", 0, 86400, 5.0);
-  for (const ConfigNode* section : {&model, &task, &batching, &input, &output, &memory, &logging}) {
+  for (const ConfigNode* section :
+       {&model, &task, &batching, &input, &output, &memory, &job, &logging}) {
     section->reject_unknown_keys();
   }
   return config;

@@ -60,6 +60,15 @@ struct MemoryConfig {
   bool warmup = false;  // run the longest batch shape once before the job and report it
 };
 
+// How a job is cut up, checkpointed and retried (docs/jobs.md).
+struct JobConfig {
+  // Input lines per block: the unit of sharding, checkpoints and retries. Batching windows never
+  // straddle a block, so a block's output is the same however the input is split.
+  int64_t block_lines = 4096;
+  bool resume = true;   // go on from a checkpoint a killed run of the same job left
+  int max_retries = 2;  // launch: runs of a block after the first, when its worker dies
+};
+
 struct LoggingConfig {
   std::string level = "info";
   double progress_interval_s = 5.0;
@@ -72,6 +81,7 @@ struct Config {
   BatchingConfig batching;
   IoConfig io;
   MemoryConfig memory;
+  JobConfig job;
   LoggingConfig logging;
 };
 

@@ -12,6 +12,15 @@ JsonlReader::JsonlReader(const std::string& path, int64_t max_line_bytes)
   check<ConfigError>(file_ != nullptr, "cannot open input '{}': {}", path, std::strerror(errno));
 }
 
+JsonlReader::JsonlReader(const std::string& path, int64_t max_line_bytes, const InputRange& range)
+    : JsonlReader(path, max_line_bytes) {
+  check<ConfigError>(fseeko(file_, range.begin, SEEK_SET) == 0, "cannot seek to byte {} of '{}': {}",
+                     range.begin, path, std::strerror(errno));
+  offset_ = range.begin;
+  end_ = range.end;
+  line_number_ = range.first_line - 1;
+}
+
 JsonlReader::~JsonlReader() {
   if (file_) std::fclose(file_);
 }
@@ -20,6 +29,7 @@ bool JsonlReader::next(InputLine& line) {
   line.text.clear();
   line.too_long = false;
   line.bytes = 0;
+  if (end_ >= 0 && offset_ >= end_) return false;
   int c = getc_unlocked(file_);
   if (c == EOF) return false;
   for (; c != EOF && c != '\n'; c = getc_unlocked(file_)) {
@@ -31,6 +41,7 @@ bool JsonlReader::next(InputLine& line) {
     }
     if (!line.too_long) line.text.push_back(static_cast<char>(c));
   }
+  offset_ += line.bytes + (c == '\n' ? 1 : 0);
   if (!line.text.empty() && line.text.back() == '\r') line.text.pop_back();
   line.number = ++line_number_;
   return true;

@@ -10,13 +10,30 @@
 
 namespace engine {
 
-JsonlWriter::JsonlWriter(const std::string& path) : path_(path), partial_path_(path + ".partial") {
+JsonlWriter::JsonlWriter(const std::string& path, int64_t resume_at)
+    : path_(path), partial_path_(partial_path(path)) {
   const auto parent = std::filesystem::path(path).parent_path();
   std::error_code error;
   if (!parent.empty()) std::filesystem::create_directories(parent, error);
-  file_ = std::fopen(partial_path_.c_str(), "wb");
-  check<ConfigError>(file_ != nullptr, "cannot write output '{}': {}", partial_path_,
+  if (resume_at <= 0) {
+    file_ = std::fopen(partial_path_.c_str(), "wb");
+    check<ConfigError>(file_ != nullptr, "cannot write output '{}': {}", partial_path_,
+                       std::strerror(errno));
+    return;
+  }
+  const auto size = std::filesystem::file_size(partial_path_, error);
+  check<ConfigError>(!error && static_cast<int64_t>(size) >= resume_at,
+                     "cannot resume: '{}' {} but its checkpoint says {} bytes were written; "
+                     "delete the checkpoint to start over",
+                     partial_path_,
+                     error ? "is missing" : fmt::format("holds {} bytes", size), resume_at);
+  file_ = std::fopen(partial_path_.c_str(), "r+b");
+  check<ConfigError>(file_ != nullptr, "cannot reopen output '{}': {}", partial_path_,
                      std::strerror(errno));
+  const bool ok = ftruncate(fileno(file_), resume_at) == 0 && fseeko(file_, resume_at, SEEK_SET) == 0;
+  check<ConfigError>(ok, "cannot cut '{}' back to {} bytes: {}", partial_path_, resume_at,
+                     std::strerror(errno));
+  bytes_ = resume_at;
 }
 
 JsonlWriter::~JsonlWriter() {
@@ -29,13 +46,18 @@ void JsonlWriter::write(const OutputRecord& record) {
   const bool ok = std::fwrite(line.data(), 1, line.size(), file_) == line.size() &&
                   std::fputc('\n', file_) != EOF;
   check<std::runtime_error>(ok, "cannot write to '{}': {}", partial_path_, std::strerror(errno));
+  bytes_ += static_cast<int64_t>(line.size()) + 1;
+}
+
+void JsonlWriter::sync() {
+  const bool ok = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
+  check<std::runtime_error>(ok, "cannot flush '{}': {}", partial_path_, std::strerror(errno));
 }
 
 void JsonlWriter::commit() {
-  const bool ok = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
+  sync();
   std::fclose(file_);
   file_ = nullptr;
-  check<std::runtime_error>(ok, "cannot flush '{}': {}", partial_path_, std::strerror(errno));
   std::filesystem::rename(partial_path_, path_);
 }
 

@@ -1,12 +1,15 @@
 #include "engine/jobs/batch_job.h"
 
 #include <algorithm>
+#include <filesystem>
 #include <optional>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/batching/length_bucketer.h"
 #include "engine/common/error.h"
+#include "engine/common/failpoint.h"
+#include "engine/io/checkpoint.h"
 #include "engine/io/jsonl_reader.h"
 #include "engine/io/jsonl_writer.h"
 #include "engine/io/records.h"
@@ -14,9 +17,16 @@
 #include "engine/jobs/progress.h"
 #include "engine/memory/batch_controller.h"
 #include "engine/memory/cache_policy.h"
+#include "engine/jobs/job_identity.h"
 
 namespace engine {
 namespace {
+
+// Where the reader stands between two lines.
+struct InputPosition {
+  int64_t line = 1;
+  int64_t offset = 0;
+};
 
 struct PendingRecord {
   int64_t line = 0;
@@ -71,13 +81,20 @@ int64_t memory_budget(const MemoryConfig& config, const DeviceMemory& memory) {
   return config.budget;
 }
 
+int64_t lines_of(const Config& config, const JobPart& part) {
+  return part.range.end < 0 ? count_lines(config.io.input_path) - (part.range.first_line - 1)
+                            : part.range.lines;
+}
+
 class JobRunner {
  public:
-  JobRunner(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory)
+  JobRunner(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
+            const JobPart& part)
       : config_(config),
         adapter_(adapter),
         memory_(memory),
-        progress_(count_lines(config.io.input_path), config.logging.progress_interval_s),
+        part_(part),
+        progress_(lines_of(config, part), config.logging.progress_interval_s),
         limits_(batch_limits(config)),
         controller_(memory_budget(config.memory, memory)),
         cache_(config.memory, memory),
@@ -90,18 +107,33 @@ class JobRunner {
   JobSummary run() {
     memory_.reset_peak();
     if (config_.memory.warmup) warm_up();
-    JsonlReader reader(config_.io.input_path, config_.io.max_line_bytes);
-    JsonlWriter writer(config_.io.output_path);
+    InputRange range = part_.range;
+    const std::optional<Checkpoint> resumed = resume_point();
+    if (resumed) {
+      range.lines -= resumed->next_line - range.first_line;
+      progress_.set_total(range.lines);
+      range.first_line = resumed->next_line;
+      range.begin = resumed->next_offset;
+    }
+    JsonlReader reader(config_.io.input_path, config_.io.max_line_bytes, range);
+    JsonlWriter writer(part_.output_path, resumed ? resumed->output_bytes : 0);
+    if (part_.on_window) part_.on_window(summary_.records);
     InputLine line;
     Window window;
+    InputPosition before{reader.next_line_number(), reader.offset()};
     while (reader.next(line)) {
+      failpoint_at_line(line.number);
+      // A block starts a window of its own: see JobConfig::block_lines.
+      if ((line.number - 1) % config_.job.block_lines == 0) finish_window(window, writer, before);
       add_line(window, line, config_.task.kind, adapter_);
+      before = {reader.next_line_number(), reader.offset()};
       if (window.sequences.size() >= static_cast<size_t>(config_.batching.window)) {
-        finish_window(window, writer);
+        finish_window(window, writer, before);
       }
     }
-    finish_window(window, writer);
+    finish_window(window, writer, before);
     writer.commit();
+    if (!part_.checkpoint_path.empty()) std::filesystem::remove(part_.checkpoint_path);
     summary_.seconds = progress_.elapsed_s();
     summary_.memory = memory_.stats();
     // Each batch resets the allocator's peak to measure itself; the job's peak is the highest.
@@ -111,6 +143,7 @@ class JobRunner {
     summary_.out_of_memory = guarded_.stats().out_of_memory;
     summary_.budget_splits = guarded_.stats().splits_before;
     summary_.cache_emptied = cache_.times_emptied();
+    summary_.peak_resident = process_resident().peak;
     return summary_;
   }
 
@@ -143,11 +176,56 @@ class JobRunner {
                  format_bytes(memory_.stats().reserved));
   }
 
-  void finish_window(Window& window, JsonlWriter& writer) {
+  // A checkpoint this part left, when it is to be continued. Refuses one of another job.
+  std::optional<Checkpoint> resume_point() {
+    if (part_.checkpoint_path.empty()) return std::nullopt;
+    if (!config_.job.resume) {
+      std::filesystem::remove(part_.checkpoint_path);
+      return std::nullopt;
+    }
+    std::optional<Checkpoint> checkpoint = read_checkpoint(part_.checkpoint_path);
+    if (!checkpoint) return std::nullopt;
+    const std::string changed = identity_difference(checkpoint->identity, part_.identity);
+    check<ConfigError>(changed.empty(),
+                       "checkpoint '{}' was left by a different job: {} changed since. Restore "
+                       "them to continue that job, or start this one over: delete the checkpoint "
+                       "or set job.resume: false",
+                       part_.checkpoint_path, changed);
+    const InputRange& was = checkpoint->range;
+    check<ConfigError>(was.first_line == part_.range.first_line && was.begin == part_.range.begin &&
+                           was.lines == part_.range.lines && was.end == part_.range.end,
+                       "checkpoint '{}' is about lines {}-{} of the input, not {}-{}; delete it",
+                       part_.checkpoint_path, was.first_line, was.last_line(),
+                       part_.range.first_line, part_.range.last_line());
+    summary_.records = summary_.resumed_records = checkpoint->records;
+    summary_.error_records = checkpoint->error_records;
+    summary_.pairs = summary_.resumed_pairs = checkpoint->pairs;
+    spdlog::info("resuming from '{}': lines {}-{} are written, going on at line {}",
+                 part_.checkpoint_path, part_.range.first_line, checkpoint->next_line - 1,
+                 checkpoint->next_line);
+    return checkpoint;
+  }
+
+  void finish_window(Window& window, JsonlWriter& writer, const InputPosition& next) {
+    if (window.records.empty()) return;
     score_window(window);
     for (const PendingRecord& pending : window.records) writer.write(output_of(pending));
     window = Window();
     cache_.after_request();
+    if (!part_.checkpoint_path.empty()) {
+      writer.sync();
+      Checkpoint checkpoint;
+      checkpoint.identity = part_.identity;
+      checkpoint.range = part_.range;
+      checkpoint.next_line = next.line;
+      checkpoint.next_offset = next.offset;
+      checkpoint.output_bytes = writer.bytes_written();
+      checkpoint.records = summary_.records;
+      checkpoint.error_records = summary_.error_records;
+      checkpoint.pairs = summary_.pairs;
+      write_checkpoint(part_.checkpoint_path, checkpoint);
+    }
+    if (part_.on_window) part_.on_window(summary_.records);
   }
 
   void score_window(Window& window) {
@@ -177,7 +255,7 @@ class JobRunner {
       summary_.real_tokens += static_cast<int64_t>(plan.real_tokens);
       summary_.padded_tokens += static_cast<int64_t>(plan.padded_tokens());
       scored += batch.size();
-      progress_.update(static_cast<double>(summary_.records) +
+      progress_.update(static_cast<double>(summary_.records - summary_.resumed_records) +
                        static_cast<double>(window.records.size() * scored) /
                            static_cast<double>(window.sequences.size()));
     }
@@ -198,6 +276,7 @@ class JobRunner {
   const Config& config_;
   FamilyAdapter& adapter_;
   DeviceMemory& memory_;
+  const JobPart& part_;
   ProgressReporter progress_;
   BatchLimits limits_;
   BatchController controller_;
@@ -209,36 +288,15 @@ class JobRunner {
 }  // namespace
 
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory) {
-  return JobRunner(config, adapter, memory).run();
+  JobPart part;
+  part.output_path = config.io.output_path;
+  return run_batch_job(config, adapter, memory, part);
 }
 
-void log_summary(const JobSummary& summary, const DeviceMemory& memory, TaskKind kind) {
-  const char* unit = kind == TaskKind::kEmbed ? "texts" : "pairs";
-  const double seconds = std::max(summary.seconds, 1e-9);
-  const double padding = summary.padded_tokens > 0 ? 100.0 * static_cast<double>(
-                                                                 summary.real_tokens) /
-                                                         static_cast<double>(summary.padded_tokens)
-                                                   : 100.0;
-  spdlog::info("done: {} records ({} error records), {} {} in {:.2f} s", summary.records,
-               summary.error_records, summary.pairs, unit, summary.seconds);
-  spdlog::info("throughput: {:.1f} {}/s, {:.0f} tokens/s; {} batches, padding efficiency "
-               "{:.1f}%",
-               static_cast<double>(summary.pairs) / seconds, unit,
-               static_cast<double>(summary.real_tokens) / seconds, summary.batches, padding);
-  spdlog::info("peak memory: {} allocated, {} reserved on {}",
-               format_bytes(summary.memory.peak_allocated),
-               format_bytes(summary.memory.peak_reserved), memory.name());
-  if (summary.out_of_memory > 0 || summary.budget_splits > 0 || summary.cache_emptied > 0) {
-    spdlog::info("memory: {} out-of-memory errors recovered by splitting, {} batches split ahead "
-                 "by the budget, {} forward passes, cache emptied {} times",
-                 summary.out_of_memory, summary.budget_splits, summary.forward_passes,
-                 summary.cache_emptied);
-  }
-  if (summary.error_records > 0) {
-    spdlog::warn("{} of {} records are error records: their output lines carry \"error\" and "
-                 "the input line number",
-                 summary.error_records, summary.records);
-  }
+JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
+                         const JobPart& part) {
+  return JobRunner(config, adapter, memory, part).run();
 }
+
 
 }  // namespace engine

@@ -14,12 +14,12 @@ double ProgressReporter::elapsed_s() const {
   return std::chrono::duration<double>(Clock::now() - start_).count();
 }
 
-void ProgressReporter::update(double done) {
+void ProgressReporter::update(double done, const std::string& detail) {
   if (interval_s_ <= 0) return;
   const auto now = Clock::now();
   if (std::chrono::duration<double>(now - last_).count() < interval_s_) return;
   last_ = now;
-  spdlog::info("progress: {}", format_line(done, total_, elapsed_s()));
+  spdlog::info("progress: {}{}", format_line(done, total_, elapsed_s()), detail);
 }
 
 std::string ProgressReporter::format_line(double done, int64_t total, double elapsed_s) {

@@ -58,9 +58,9 @@ void HostBlockPool::give_back(void* block, size_t bytes) {
 
 void HostBlockPool::evict_until(size_t mapped_target) {
   while (mapped_.load() > mapped_target && !cached_.empty()) {
-    const auto oldest = std::min_element(
-        cached_.begin(), cached_.end(),
-        [](const Cached& a, const Cached& b) { return a.freed_at < b.freed_at; });
+    const auto oldest =
+        std::min_element(cached_.begin(), cached_.end(),
+                         [](const Cached& a, const Cached& b) { return a.freed_at < b.freed_at; });
     ::munmap(oldest->block, oldest->size);
     mapped_ -= oldest->size;
     cached_total_ -= oldest->size;

@@ -11,8 +11,8 @@
 // are touched once. The engine empties it after loading a model, whose casts free whole tensors.
 #pragma once
 
-#include <cstddef>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <vector>

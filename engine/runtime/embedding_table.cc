@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "engine/common/error.h"
+#include "engine/common/sha256.h"
 #include "engine/runtime/model_bundle.h"
 
 namespace engine {

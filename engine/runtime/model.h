@@ -39,7 +39,4 @@ struct ModelLoadOptions {
 // manifest's checksum, or cannot be read as the manifest's model_format.
 std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptions& options);
 
-// Hex SHA-256 of a file's contents.
-std::string file_sha256(const std::string& path);
-
 }  // namespace engine

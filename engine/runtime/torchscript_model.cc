@@ -4,10 +4,10 @@
 #include <optional>
 
 #include <ATen/autocast_mode.h>
-#include <openssl/evp.h>
 #include <torch/script.h>
 
 #include "engine/common/error.h"
+#include "engine/common/sha256.h"
 #include "engine/runtime/model.h"
 
 namespace engine {
@@ -98,25 +98,6 @@ class TorchScriptModel : public Model {
 };
 
 }  // namespace
-
-std::string file_sha256(const std::string& path) {
-  std::ifstream stream(path, std::ios::binary);
-  check<ConfigError>(stream.good(), "cannot read '{}'", path);
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> context(EVP_MD_CTX_new(),
-                                                                  &EVP_MD_CTX_free);
-  EVP_DigestInit_ex(context.get(), EVP_sha256(), nullptr);
-  std::vector<char> buffer(1 << 20);
-  while (stream) {
-    stream.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    EVP_DigestUpdate(context.get(), buffer.data(), static_cast<size_t>(stream.gcount()));
-  }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_DigestFinal_ex(context.get(), digest, &length);
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
-}
 
 std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptions& options) {
   check<ConfigError>(manifest.model_format == "torchscript",

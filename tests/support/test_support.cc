@@ -1,6 +1,7 @@
 #include "tests/support/test_support.h"
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -77,6 +78,23 @@ CommandResult run_command(const std::string& command) {
   const int status = pclose(pipe);
   result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return result;
+}
+
+int start_command(const std::string& command, const std::string& log_file) {
+  const std::string shell = command + " >" + log_file + " 2>&1";
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("cannot fork");
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", shell.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_command(int pid) {
+  int status = 0;
+  if (waitpid(pid, &status, 0) < 0) throw std::runtime_error("waitpid failed");
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
 std::string job_config(const std::string& bundle, const std::string& input,

@@ -44,6 +44,11 @@ struct CommandResult {
 };
 // Runs `command` through /bin/sh.
 CommandResult run_command(const std::string& command);
+// Starts `command` through /bin/sh in the background (stdout and stderr to `log_file`) and returns
+// its process id; `exec` in front of the command makes that the command's own.
+int start_command(const std::string& command, const std::string& log_file);
+// Waits for a process from start_command(); returns its exit status, or 128 + the signal.
+int wait_command(int pid);
 
 // A minimal rerank/score config over the given bundle, input and output (absolute paths).
 std::string job_config(const std::string& bundle, const std::string& input,
