@@ -33,7 +33,8 @@ nlohmann::json range_json(const InputRange& range) {
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::string& text) {
-  const std::string pending = path + ".writing";
+  // A name of this process's own: ranks of one job may write the same file at the same time.
+  const std::string pending = fmt::format("{}.writing.{}", path, ::getpid());
   const int fd = ::open(pending.c_str(), O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, 0644);
   check<std::runtime_error>(fd >= 0, "cannot write '{}': {}", pending, std::strerror(errno));
   size_t written = 0;

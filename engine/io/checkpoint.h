@@ -30,7 +30,8 @@ struct Checkpoint {
 std::optional<Checkpoint> read_checkpoint(const std::string& path);
 void write_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 
-// Replaces `path` with `text` atomically (write beside, sync, rename, sync the folder).
+// Replaces `path` with `text` atomically (write beside, sync, rename, sync the folder). Processes
+// writing the same file at once each write their own temporary file; the last rename wins.
 void write_file_atomically(const std::string& path, const std::string& text);
 
 }  // namespace engine

@@ -132,8 +132,11 @@ class JobRunner {
       }
     }
     finish_window(window, writer, before);
-    writer.commit();
+    // The checkpoint goes first: killed in between, the job starts this part over, where a
+    // checkpoint beside a finished output would name a partial file that is gone.
+    writer.sync();
     if (!part_.checkpoint_path.empty()) std::filesystem::remove(part_.checkpoint_path);
+    writer.commit();
     summary_.seconds = progress_.elapsed_s();
     summary_.memory = memory_.stats();
     // Each batch resets the allocator's peak to measure itself; the job's peak is the highest.
