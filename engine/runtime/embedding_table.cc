@@ -118,9 +118,8 @@ void prepare_embedding_table(Model& model, const Manifest& manifest,
                      "have; re-export the bundle with this version's tools/export.py",
                      manifest.model_path());
   auto [quantized, scales] = quantize_rows_int8(*table);
-  const c10::ScalarType scale_dtype = scale->scalar_type();
   table->set_data(quantized);
-  scale->set_data(scales.to(scale_dtype));
+  scale->set_data(scales);  // float32, as kept_dtype() keeps every row scale
 }
 
 }  // namespace engine

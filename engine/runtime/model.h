@@ -32,8 +32,17 @@ struct ModelLoadOptions {
   // The word embedding table (by its parameter name) may keep a dtype of its own.
   std::string embedding_parameter;
   std::optional<c10::ScalarType> embedding_dtype;
+  std::string embedding_scale;  // the table's row scale buffer (manifest.embedding_scale)
   bool verify_checksum = true;
 };
+
+// The dtype a floating-point tensor is kept in under `options`: the plan's dtype for matrices;
+// float32 for vectors (biases, LayerNorm weights) and the embedding table's row scale, which cost
+// next to nothing and keep normalisation and the looked-up rows accurate under bf16 and fp16
+// (docs/memory.md); the table's own dtype for the table. tools/export.py --dtype applies the same
+// rule (models/common/bundle.py, kept_dtype).
+c10::ScalarType kept_dtype(const std::string& name, const at::Tensor& value,
+                           const ModelLoadOptions& options);
 
 // Loads the bundle's model file. Throws ConfigError when it is missing, does not match the
 // manifest's checksum, or cannot be read as the manifest's model_format.

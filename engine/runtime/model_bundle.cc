@@ -94,6 +94,7 @@ ModelBundle load_bundle(const ModelConfig& config) {
   options.device = bundle.device;
   options.dtype = bundle.dtype;
   options.embedding_parameter = bundle.manifest.embedding_parameter;
+  options.embedding_scale = bundle.manifest.embedding_scale;
   options.embedding_dtype = bundle.precision.embedding_dtype;
   options.verify_checksum = config.verify_checksum;
   bundle.model = load_model(bundle.manifest, options);

@@ -81,10 +81,9 @@ class TorchScriptModel : public Model {
   void cast_floating_point(const ModelLoadOptions& options) {
     const auto cast = [&](const std::string& name, const at::Tensor& value) {
       if (!value.is_floating_point()) return;
-      const bool embedding = options.embedding_dtype && name == options.embedding_parameter;
+      const c10::ScalarType dtype = kept_dtype(name, value, options);
       // An int8 table is quantised with its row scale (embedding_table.h), not cast.
-      if (embedding && *options.embedding_dtype == c10::kChar) return;
-      const c10::ScalarType dtype = embedding ? *options.embedding_dtype : options.dtype;
+      if (dtype == c10::kChar) return;
       if (value.scalar_type() != dtype) value.set_data(value.to(dtype));
     };
     for (const auto& item : module_.named_parameters(true)) cast(item.name, item.value);
@@ -98,6 +97,15 @@ class TorchScriptModel : public Model {
 };
 
 }  // namespace
+
+c10::ScalarType kept_dtype(const std::string& name, const at::Tensor& value,
+                           const ModelLoadOptions& options) {
+  if (name == options.embedding_parameter && options.embedding_dtype) {
+    return *options.embedding_dtype;
+  }
+  if (value.dim() <= 1 || name == options.embedding_scale) return c10::kFloat;
+  return options.dtype;
+}
 
 std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptions& options) {
   check<ConfigError>(manifest.model_format == "torchscript",

@@ -290,11 +290,20 @@ def quantize_rows_int8(table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return q, scale
 
 
+def kept_dtype(name: str, tensor: torch.Tensor, scale_name: str | None,
+               dtype: torch.dtype) -> torch.dtype:
+    """The dtype a floating-point tensor other than the table is stored in: ``dtype`` for
+    matrices, float32 for vectors (biases, LayerNorm weights) and the table's row scale. The
+    engine keeps the same rule when it casts at load (engine/runtime/model.h, kept_dtype): they
+    cost next to nothing, and on the bce-reranker-base shape they halve bf16's error."""
+    return torch.float32 if tensor.dim() <= 1 or name == scale_name else dtype
+
+
 @torch.no_grad()
 def convert_bundle_dtype(out_dir: Path, dtype: str, embedding_dtype: str = "same") -> None:
-    """Stores a verified fp32 bundle's floating-point tensors in ``dtype`` (fp32, bf16 or fp16), so
-    the engine loads them at their final size instead of loading fp32 and casting. Integer buffers
-    (position ids) stay as they are; the graph is unchanged (the engine runs it under autocast),
+    """Stores a verified fp32 bundle's floating-point matrices in ``dtype`` (fp32, bf16 or fp16),
+    so the engine loads them at their final size instead of loading fp32 and casting; vectors and
+    the row scale stay float32 (kept_dtype). Integer buffers (position ids) stay as they are; the graph is unchanged (the engine runs it under autocast),
     and engine.json records the new dtype and checksum.
 
     ``embedding_dtype`` int8 or bf16 moves the word-embedding table out of model.pt into a raw file
@@ -307,19 +316,19 @@ def convert_bundle_dtype(out_dir: Path, dtype: str, embedding_dtype: str = "same
     tensors = dict(module.named_parameters())
     tensors.update(dict(module.named_buffers()))
     table_name = manifest["embedding_parameter"]
+    scale_name = manifest.get("embedding_scale")
     for tensor_name, tensor in tensors.items():
         if tensor.is_floating_point() and tensor_name != table_name:
-            tensor.data = tensor.data.to(torch_dtype)
+            tensor.data = tensor.data.to(kept_dtype(tensor_name, tensor, scale_name, torch_dtype))
     table = tensors[table_name]
     if embedding_dtype == "same":
         table.data = table.data.to(torch_dtype)
     else:
-        scale_name = manifest.get("embedding_scale")
         if scale_name not in tensors:
             raise ValueError(f"{out_dir}: the bundle has no embedding row scale; re-export it")
         if embedding_dtype == "int8":
             stored, scale = quantize_rows_int8(table.data)
-            tensors[scale_name].data = scale.to(torch_dtype)
+            tensors[scale_name].data = scale
             raw = stored.numpy()
         elif embedding_dtype == "bf16":
             stored = table.data.to(torch.bfloat16)

@@ -25,27 +25,35 @@ ModelBundle load_tiny(const std::string& dtype, const std::string& embedding_dty
   return load_bundle(config);
 }
 
-TEST(PrecisionTest, IntegerBuffersStayInt64UnderEveryPlan) {
+// Integer buffers stay int64; matrices take the plan's dtype; vectors (biases, LayerNorm weights)
+// and the table's row scale stay float32, as tools/export.py --dtype stores them.
+TEST(PrecisionTest, IntegerBuffersStayInt64AndVectorsFloat32UnderEveryPlan) {
   for (const auto& [dtype, embedding] : std::vector<std::pair<std::string, std::string>>{
            {"fp32", "same"}, {"bf16", "same"}, {"fp32", "bf16"}, {"auto", "same"},
            {"bf16", "int8"}}) {
     ModelBundle bundle = load_tiny(dtype, embedding);
-    size_t integer_buffers = 0;
+    size_t integer_buffers = 0, vectors = 0, matrices = 0;
     for (const auto& [name, tensor] : bundle.model->named_tensors()) {
-      if (name == bundle.manifest.embedding_parameter && embedding == "int8") {
-        EXPECT_EQ(tensor.scalar_type(), c10::kChar) << "the int8 table";
-      } else if (tensor.is_floating_point()) {
-        const bool table = name == bundle.manifest.embedding_parameter;
+      const std::string where = name + " under " + dtype + "/" + embedding;
+      if (name == bundle.manifest.embedding_parameter) {
         const c10::ScalarType expected =
-            table && bundle.precision.embedding_dtype ? *bundle.precision.embedding_dtype
-                                                      : bundle.dtype;
-        EXPECT_EQ(tensor.scalar_type(), expected) << name << " under " << dtype << "/" << embedding;
-      } else {
-        EXPECT_EQ(tensor.scalar_type(), c10::kLong) << name << " under " << dtype;
+            embedding == "int8" ? c10::kChar
+                                : bundle.precision.embedding_dtype.value_or(bundle.dtype);
+        EXPECT_EQ(tensor.scalar_type(), expected) << where;
+      } else if (!tensor.is_floating_point()) {
+        EXPECT_EQ(tensor.scalar_type(), c10::kLong) << where;
         ++integer_buffers;
+      } else if (tensor.dim() <= 1 || name == bundle.manifest.embedding_scale) {
+        EXPECT_EQ(tensor.scalar_type(), c10::kFloat) << where;
+        ++vectors;
+      } else {
+        EXPECT_EQ(tensor.scalar_type(), bundle.dtype) << where;
+        ++matrices;
       }
     }
     EXPECT_GT(integer_buffers, 0u) << "the model has position-id buffers to keep";
+    EXPECT_GT(vectors, 0u);
+    EXPECT_GT(matrices, 0u);
   }
 }
 
