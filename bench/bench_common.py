@@ -1,0 +1,158 @@
+"""Helpers shared by the benchmark programs in bench/: random checkpoints of published sizes,
+generated inputs, running the engine binary with --set overrides and reading its --summary, and
+writing a section of a docs/ page between markers."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+ENGINE = REPO / "build" / "engine" / "cli" / "engine"
+PYTHON = REPO / ".venv" / "bin" / "python"
+MIB = 1 << 20
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bundles and inputs
+# ------------------------------------------------------------------------------------------------
+
+def export(family: str, shape: str, out: Path) -> Path:
+    """The fp32 bundle of `shape` (random weights), exported once."""
+    if not (out / "engine.json").is_file():
+        log(f"exporting {shape} into {out}")
+        subprocess.run([str(PYTHON), "tools/export.py", "--family", family, "--tiny", "--shape",
+                        shape, "--out", str(out), "--tiny-checkpoint-dir",
+                        str(out.parent / f"{out.name}-checkpoint")],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def converted(source: Path, name: str, dtype: str, embedding_dtype: str = "same") -> Path:
+    """A copy of the fp32 bundle `source` stored in `dtype` (tools/export.py --dtype and
+    --embedding-dtype do the same on export). Converted in a child process, so this driver stays
+    small."""
+    out = source.parent / name
+    if not (out / "engine.json").is_file():
+        log(f"converting {source.name} into {name} ({dtype}, embeddings {embedding_dtype})")
+        shutil.rmtree(out, ignore_errors=True)
+        shutil.copytree(source, out)
+        subprocess.run([str(PYTHON), "-c", "import sys; from pathlib import Path; "
+                        "from models.common.bundle import convert_bundle_dtype; "
+                        "convert_bundle_dtype(Path(sys.argv[1]), sys.argv[2], sys.argv[3])",
+                        str(out), dtype, embedding_dtype], cwd=REPO, check=True)
+    return out
+
+
+WORDS = ("memory ranking passage query model engine corpus token batch length budget search "
+         "retrieval language 检索 排序 模型 文本 查询 Speicher Anfrage mémoire requête").split()
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def write_pairs(path: Path, count: int, words: tuple[int, int], seed: int) -> Path:
+    rng = random.Random(seed)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(count):
+            record = {"id": i, "query": text(rng, rng.randint(4, 12)),
+                      "passage": text(rng, rng.randint(*words))}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Running the engine
+# ------------------------------------------------------------------------------------------------
+
+class Run:
+    def __init__(self, command: list[str], peak_rss: int, summary: dict, scores: list[float],
+                 seconds: float):
+        self.command, self.peak_rss, self.summary = command, peak_rss, summary
+        self.scores, self.seconds = scores, seconds
+
+    @property
+    def throughput(self) -> float:
+        return self.summary["pairs"] / max(self.summary["seconds"], 1e-9)
+
+
+def run_engine(work: Path, name: str, bundle: Path, inputs: Path, settings: dict,
+               subcommand: list[str] | None = None) -> Run:
+    """One engine process scoring `inputs` with `bundle`; `settings` are --set overrides,
+    `subcommand` goes first (["launch", "--devices", "cpu:2"]). `seconds` is the wall time of the
+    whole command, model loading included."""
+    output, summary_file = work / f"{name}.jsonl", work / f"{name}.summary.json"
+    command = [str(ENGINE), *(subcommand or []), "--config", str(REPO / "configs" / "rerank.yaml"),
+               "--summary", str(summary_file)]
+    base = {"model.path": bundle, "model.device": "cpu", "model.dtype": "bundle",
+            "task.kind": "score", "input.path": inputs, "output.path": output,
+            "logging.progress_interval_s": 0}
+    for key, value in {**base, **settings}.items():
+        command += ["--set", f"{key}={value}"]
+    start = time.time()
+    with open(work / f"{name}.log", "w") as stderr:
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=stderr)
+        status = process.wait()
+    seconds = time.time() - start
+    if status != 0:
+        raise RuntimeError(f"{name} failed; see {work / (name + '.log')}")
+    summary = json.loads(summary_file.read_text())
+    scores = [json.loads(line).get("score", float("nan"))
+              for line in output.read_text().splitlines()]
+    return Run(command, summary["peak_resident"], summary, scores, seconds)
+
+
+def mapped_table_bytes(bundle: Path) -> int:
+    """The size of the embedding table file a bundle stores apart (0 when it has none)."""
+    table = json.loads((bundle / "engine.json").read_text()).get("embedding_table")
+    return (bundle / table["file"]).stat().st_size if table else 0
+
+
+def max_delta(run: Run, reference: Run, transform=lambda score: score) -> float:
+    """The largest |transform(score) - transform(reference score)| over the records."""
+    return max(abs(transform(a) - transform(b)) for a, b in zip(run.scores, reference.scores))
+
+
+def shown(command: list[str]) -> str:
+    """The command as a user would type it from the repository root."""
+    parts = [os.path.relpath(p, REPO) if p.startswith(str(REPO)) else p for p in command]
+    parts = [p.replace(str(REPO) + "/", "") for p in parts]
+    return shlex.join(parts)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+
+def write_doc_section(doc: Path, begin: str, end: str, lines: list[str]) -> None:
+    """Puts `lines` between the markers `begin` and `end` in `doc` (appended when absent)."""
+    text = doc.read_text(encoding="utf-8") if doc.is_file() else ""
+    block = "\n".join([begin, *lines, end]) + "\n"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block.rstrip("\n") + text[text.index(end) + len(end):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    doc.write_text(text, encoding="utf-8")
