@@ -136,13 +136,7 @@ int merge_command(const std::string& config_file, const std::vector<std::string>
   const Config config = load_config(config_file, overrides);
   spdlog::set_level(spdlog::level::from_str(config.logging.level));
   const JobInput input = scan_job(config, read_manifest(config.model.path));
-  JobParts parts(config.io.output_path);
-  const std::string changed = identity_difference(parts.recorded_identity(), input.identity);
-  check<ConfigError>(changed.empty(),
-                     "'{}' holds the parts of a different job: {} changed since they were "
-                     "written; restore them to merge",
-                     parts.folder(), changed);
-  parts.merge(input.scan, config.io.output_path);
+  JobParts(config.io.output_path).merge(input.scan, input.identity, config.io.output_path);
   spdlog::info("merged {} parts ({} lines) into {}", input.scan.blocks.size(), input.scan.lines,
                config.io.output_path);
   return 0;
@@ -178,7 +172,7 @@ int launch_command(const std::string& config_file, const std::vector<std::string
   JobSummary summary = run_workers(options, pending);
   summary.records += options.done_lines;
   summary.resumed_records += options.done_lines;
-  parts.merge(input.scan, config.io.output_path);
+  parts.merge(input.scan, input.identity, config.io.output_path);
   log_summary(summary, fmt::format("{} worker(s)", options.slots.size()), config.task.kind);
   spdlog::info("output: {}", config.io.output_path);
   write_summary(summary, summary_file);

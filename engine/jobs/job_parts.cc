@@ -73,6 +73,10 @@ void JobParts::claim(const nlohmann::json& identity) const {
     write_file_atomically(file, identity.dump(1) + "\n");
     return;
   }
+  check_identity(identity);
+}
+
+void JobParts::check_identity(const nlohmann::json& identity) const {
   const std::string changed = identity_difference(recorded_identity(), identity);
   check<ConfigError>(changed.empty(),
                      "'{}' holds the parts of a different job: {} changed since. Restore them to "
@@ -102,7 +106,9 @@ std::vector<InputBlock> JobParts::pending(const InputScan& scan) const {
   return blocks;
 }
 
-void JobParts::merge(const InputScan& scan, const std::string& output_path) const {
+void JobParts::merge(const InputScan& scan, const nlohmann::json& identity,
+                     const std::string& output_path) const {
+  check_identity(identity);
   const std::vector<InputBlock> missing = pending(scan);
   if (!missing.empty()) {
     std::string list;

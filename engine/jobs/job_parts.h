@@ -37,11 +37,16 @@ class JobParts {
   std::vector<InputBlock> pending(const InputScan& scan) const;
 
   // Writes every block's part into `output_path` in input order (as <output_path>.partial, then
-  // renamed), after checking that each is complete and holds its block's lines, then removes the
-  // folder. Throws ConfigError naming what is missing.
-  void merge(const InputScan& scan, const std::string& output_path) const;
+  // renamed), after checking that the parts are of the job `identity` names and that each is
+  // complete and holds its block's lines, then removes the folder. Throws ConfigError saying what
+  // is missing or changed.
+  void merge(const InputScan& scan, const nlohmann::json& identity,
+             const std::string& output_path) const;
 
  private:
+  // Throws ConfigError when the recorded identity is missing or not `identity`.
+  void check_identity(const nlohmann::json& identity) const;
+
   std::string folder_;
 };
 
