@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace engine {
 
@@ -24,7 +25,9 @@ struct ClusterRank {
 // ConfigError naming the variable when one is malformed or out of range.
 ClusterRank detect_cluster_rank();
 
-// CPUs this process may run on (its affinity mask, which Slurm and taskset narrow).
+// CPUs this process may run on (its affinity mask, which Slurm and taskset narrow): their
+// numbers, empty when the mask cannot be read, and how many (every core when it cannot).
+std::vector<int> available_cpu_list();
 int available_cpus();
 
 }  // namespace engine

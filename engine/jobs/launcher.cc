@@ -35,14 +35,7 @@ std::vector<WorkerSlot> cpu_slots(int count, int threads) {
                      "--devices cpu:{}: the number of CPU workers "
                      "must be from 1 to 1024",
                      count);
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> cores;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
-    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-      if (CPU_ISSET(cpu, &set)) cores.push_back(cpu);
-    }
-  }
+  const std::vector<int> cores = available_cpu_list();
   const int each = threads > 0 ? threads : std::max(1, static_cast<int>(cores.size()) / count);
   // Pinned to cores of their own when there are enough, so that their threads do not contend.
   const bool pin = !cores.empty() && static_cast<size_t>(count * each) <= cores.size();
