@@ -24,6 +24,10 @@ class Model {
   // Parameters and buffers with their dotted names.
   virtual std::vector<std::pair<std::string, at::Tensor>> named_tensors() const = 0;
   virtual c10::Device device() const = 0;
+  // Called once the bundle's tensors are final (cast, table mapped and checked): lets the loader
+  // fold the weights into the graph. Once folded, named_tensors() lists the graph's constant
+  // tensors under the names constant.N (their byte count is unchanged; their names are gone).
+  virtual void prepare_for_inference() {}
 };
 
 struct ModelLoadOptions {
@@ -34,6 +38,7 @@ struct ModelLoadOptions {
   std::optional<c10::ScalarType> embedding_dtype;
   std::string embedding_scale;  // the table's row scale buffer (manifest.embedding_scale)
   bool verify_checksum = true;
+  bool optimize_graph = false;  // model.graph: optimized
 };
 
 // The dtype a floating-point tensor is kept in under `options`: the plan's dtype for matrices;

@@ -97,12 +97,14 @@ ModelBundle load_bundle(const ModelConfig& config) {
   options.embedding_scale = bundle.manifest.embedding_scale;
   options.embedding_dtype = bundle.precision.embedding_dtype;
   options.verify_checksum = config.verify_checksum;
+  options.optimize_graph = config.graph == "optimized";
   bundle.model = load_model(bundle.manifest, options);
   prepare_embedding_table(*bundle.model, bundle.manifest, options);
   // The embedding table first: a manifest that promises more ids than the model holds is the
   // error that would otherwise index out of bounds.
   check_embedding_table(bundle);
   check_tokenizer_vocabulary(bundle);
+  bundle.model->prepare_for_inference();
   return bundle;
 }
 

@@ -3,7 +3,12 @@
 #include <fstream>
 #include <optional>
 
+#include <ATen/Config.h>
 #include <ATen/autocast_mode.h>
+#include <torch/csrc/jit/api/module.h>
+#include <torch/csrc/jit/codegen/onednn/interface.h>
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/pass_manager.h>
 #include <torch/script.h>
 
 #include "engine/common/error.h"
@@ -38,10 +43,39 @@ class AutocastScope {
   c10::ScalarType dtype_;
 };
 
+// oneDNN Graph fusion is a pass the JIT runs on every graph it optimizes, in any module of the
+// process; it is registered once and does its work only while a model that asked for it runs on
+// this thread (graphs are optimized lazily, inside forward, on the calling thread).
+thread_local bool fuse_with_onednn = false;
+
+void register_onednn_fusion() {
+#if AT_MKLDNN_ENABLED()
+  static const bool registered = [] {
+    torch::jit::registerPrePass([](std::shared_ptr<torch::jit::Graph>& graph) {
+      if (fuse_with_onednn) torch::jit::fuser::onednn::fuseGraph(graph);
+    });
+    return true;
+  }();
+  (void)registered;
+#endif
+}
+
+class FusionScope {
+ public:
+  explicit FusionScope(bool enabled) : previous_(fuse_with_onednn) { fuse_with_onednn = enabled; }
+  ~FusionScope() { fuse_with_onednn = previous_; }
+  FusionScope(const FusionScope&) = delete;
+  FusionScope& operator=(const FusionScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 class TorchScriptModel : public Model {
  public:
-  TorchScriptModel(torch::jit::Module module, c10::Device device, c10::ScalarType dtype)
-      : module_(std::move(module)), device_(device), dtype_(dtype) {
+  TorchScriptModel(torch::jit::Module module, c10::Device device, c10::ScalarType dtype,
+                   bool optimize)
+      : module_(std::move(module)), device_(device), dtype_(dtype), optimize_(optimize) {
     // The weights are cast already; autocast's cache of cast weights would only hold copies.
     at::autocast::set_autocast_cache_enabled(false);
   }
@@ -49,6 +83,7 @@ class TorchScriptModel : public Model {
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
     std::optional<AutocastScope> autocast;
     if (dtype_ != c10::kFloat) autocast.emplace(device_.type(), dtype_);
+    FusionScope fusion(fuse_);
     std::vector<c10::IValue> arguments(inputs.begin(), inputs.end());
     c10::IValue output = module_.forward(arguments);
     std::vector<at::Tensor> outputs;
@@ -69,12 +104,40 @@ class TorchScriptModel : public Model {
 
   std::vector<std::pair<std::string, at::Tensor>> named_tensors() const override {
     std::vector<std::pair<std::string, at::Tensor>> result;
+    if (frozen_) {
+      // Freezing turned the weights into constants of the graph; their names are gone.
+      int index = 0;
+      for (const torch::jit::Node* node : module_.get_method("forward").graph()->nodes()) {
+        if (node->kind() != c10::prim::Constant) continue;
+        const std::optional<c10::IValue> value = torch::jit::toIValue(node->output());
+        if (value && value->isTensor()) {
+          result.emplace_back(fmt::format("constant.{}", index++), value->toTensor());
+        }
+      }
+      return result;
+    }
     for (const auto& item : module_.named_parameters(true)) result.emplace_back(item.name, item.value);
     for (const auto& item : module_.named_buffers(true)) result.emplace_back(item.name, item.value);
     return result;
   }
 
   c10::Device device() const override { return device_; }
+
+  // Freezing folds the weights into the graph as constants, so the JIT's frozen-graph passes can
+  // fold and pre-transpose them; on the CPU, with the graph in its own dtype (no autocast at run
+  // time, under which the fused partitions were measured slower), the matrix products and the
+  // element-wise work around them run as oneDNN Graph partitions (docs/speed.md).
+  void prepare_for_inference() override {
+    if (!optimize_) return;
+    module_ = torch::jit::freeze(module_, std::nullopt, /*optimize_numerics=*/true);
+    frozen_ = true;
+#if AT_MKLDNN_ENABLED()
+    if (device_.is_cpu() && dtype_ == c10::kFloat) {
+      register_onednn_fusion();
+      fuse_ = true;
+    }
+#endif
+  }
 
   // Casts floating-point parameters and buffers one at a time: Module::to(dtype) would also cast
   // integer buffers such as position ids, and a whole-module copy doubles the peak.
@@ -94,6 +157,9 @@ class TorchScriptModel : public Model {
   torch::jit::Module module_;
   c10::Device device_;
   c10::ScalarType dtype_;
+  bool optimize_;
+  bool frozen_ = false;
+  bool fuse_ = false;
 };
 
 }  // namespace
@@ -133,7 +199,8 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptio
                                   message));
   }
   module.eval();
-  auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device, options.dtype);
+  auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device, options.dtype,
+                                                  options.optimize_graph);
   model->cast_floating_point(options);
   return model;
 }

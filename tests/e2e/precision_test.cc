@@ -204,5 +204,54 @@ TEST(PrecisionTest, Fp16OnTheCpuIsRefusedWhereItIsSlower) {
   }
 }
 
+// model.graph: optimized freezes the graph (and fuses it through oneDNN on the CPU in fp32): the
+// scores stay those of the graph as exported, over batches of every size the job makes. Batches
+// of 4 make ten calls, so the profiling executor's optimized graph (from the second call on) is
+// the one that scores most pairs.
+TEST(PrecisionTest, TheOptimizedGraphScoresAsThePlainOne) {
+  testing::TempDir dir;
+  const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
+  for (const std::string dtype : {"fp32", "bf16"}) {
+    const std::vector<std::string> common = {"model.dtype=" + dtype,
+                                             "batching.max_batch_size=4"};
+    auto plain_settings = common, optimized_settings = common;
+    plain_settings.push_back("model.graph=plain");
+    optimized_settings.push_back("model.graph=optimized");
+    const auto plain =
+        testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", plain_settings, dir);
+    const auto optimized =
+        testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", optimized_settings, dir);
+    ASSERT_EQ(optimized.size(), plain.size());
+    double worst = 0;
+    for (size_t i = 0; i < plain.size(); ++i) {
+      worst = std::max(worst, std::abs(optimized[i].at("score").get<double>() -
+                                       plain[i].at("score").get<double>()));
+    }
+    std::cout << dtype << ": max |optimized - plain| = " << worst << "\n";
+    EXPECT_LE(worst, dtype == "fp32" ? 1e-5 : 2e-2) << dtype;
+  }
+}
+
+TEST(PrecisionTest, AFrozenGraphStillCountsEveryWeightByte) {
+  ModelConfig config;
+  config.path = fixture_path("xlmr_tiny");
+  config.device = "cpu";
+  const auto bytes = [](const ModelBundle& bundle) {
+    int64_t total = 0;
+    for (const auto& [name, tensor] : bundle.model->named_tensors()) {
+      total += static_cast<int64_t>(tensor.numel() * tensor.element_size());
+    }
+    return total;
+  };
+  const int64_t plain = bytes(load_bundle(config));
+  config.graph = "optimized";
+  const ModelBundle frozen = load_bundle(config);
+  const auto tensors = frozen.model->named_tensors();
+  ASSERT_FALSE(tensors.empty());
+  EXPECT_EQ(tensors.front().first.rfind("constant.", 0), 0u) << tensors.front().first;
+  // Frozen passes may fold small tensors together, never drop the weights.
+  EXPECT_GE(bytes(frozen), plain * 9 / 10);
+}
+
 }  // namespace
 }  // namespace engine

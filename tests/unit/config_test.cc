@@ -66,6 +66,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   Config config = parse_config(
       "model:\n  path: bundle\n  device: cpu\n  dtype: bf16\n  threads: 3\n"
       "  verify_checksum: false\n"
+      "  graph: plain\n"
       "task:\n  kind: score\n  max_length: 128\n  normalize: true\n  top_k: 5\n"
       "  long_passages: chunk_max\n  chunk_overlap: 40\n  max_passage_chars: 1000\n"
       "batching:\n  max_batch_size: 7\n  max_tokens: 4096\n  window: 100\n  pad_multiple: 1\n"
@@ -77,6 +78,7 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(config.model.dtype, "bf16");
   EXPECT_EQ(config.model.threads, 3);
   EXPECT_FALSE(config.model.verify_checksum);
+  EXPECT_EQ(config.model.graph, "plain");
   EXPECT_EQ(config.task.kind, TaskKind::kScore);
   EXPECT_EQ(config.task.max_length, 128);
   EXPECT_TRUE(config.task.normalize);
