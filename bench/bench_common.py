@@ -30,15 +30,35 @@ def log(message: str) -> None:
 # Bundles and inputs
 # ------------------------------------------------------------------------------------------------
 
-def export(family: str, shape: str, out: Path) -> Path:
-    """The fp32 bundle of `shape` (random weights), exported once."""
+def export(family: str, shape: str | None, out: Path) -> Path:
+    """The fp32 bundle of `shape` (random weights), exported once; shape None or "tiny" gives the
+    family's tiny test model. The random checkpoint is kept beside it, in OUT-checkpoint."""
     if not (out / "engine.json").is_file():
-        log(f"exporting {shape} into {out}")
-        subprocess.run([str(PYTHON), "tools/export.py", "--family", family, "--tiny", "--shape",
-                        shape, "--out", str(out), "--tiny-checkpoint-dir",
-                        str(out.parent / f"{out.name}-checkpoint")],
+        log(f"exporting {shape or 'tiny'} {family} into {out}")
+        sized = [] if shape in (None, "tiny") else ["--shape", shape]
+        subprocess.run([str(PYTHON), "tools/export.py", "--family", family, "--tiny", *sized,
+                        "--out", str(out), "--tiny-checkpoint-dir", str(checkpoint_of(out))],
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return out
+
+
+def export_sized(family: str, sizes: dict, out: Path) -> Path:
+    """Like export(), for sizes the family's TINY_SHAPES does not name: its
+    write_tiny_checkpoint(**sizes), then export_bundle, in a child process."""
+    if not (out / "engine.json").is_file():
+        log(f"exporting {family} {sizes} into {out}")
+        subprocess.run([str(PYTHON), "-c", "import importlib, json, sys; "
+                        "family = importlib.import_module(f'models.{sys.argv[1]}.export'); "
+                        "family.write_tiny_checkpoint(sys.argv[3], **json.loads(sys.argv[2])); "
+                        "family.export_bundle(sys.argv[3], sys.argv[4])",
+                        family, json.dumps(sizes), str(checkpoint_of(out)), str(out)],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    return out
+
+
+def checkpoint_of(bundle: Path) -> Path:
+    """The random HF checkpoint export() wrote for `bundle`."""
+    return bundle.parent / f"{bundle.name}-checkpoint"
 
 
 def converted(source: Path, name: str, dtype: str, embedding_dtype: str = "same") -> Path:
@@ -81,22 +101,33 @@ def write_pairs(path: Path, count: int, words: tuple[int, int], seed: int) -> Pa
 
 class Run:
     def __init__(self, command: list[str], peak_rss: int, summary: dict, scores: list[float],
-                 seconds: float):
+                 seconds: float, records: list[dict] | None = None):
         self.command, self.peak_rss, self.summary = command, peak_rss, summary
         self.scores, self.seconds = scores, seconds
+        self.records = records or []
 
     @property
     def throughput(self) -> float:
         return self.summary["pairs"] / max(self.summary["seconds"], 1e-9)
 
 
+def record_scores(record: dict) -> list[float]:
+    """A score record's score, or a rerank record's scores in passage order."""
+    if "results" in record:
+        return [r["score"] for r in sorted(record["results"], key=lambda r: r["index"])]
+    return [record.get("score", float("nan"))]
+
+
 def run_engine(work: Path, name: str, bundle: Path, inputs: Path, settings: dict,
-               subcommand: list[str] | None = None) -> Run:
-    """One engine process scoring `inputs` with `bundle`; `settings` are --set overrides,
-    `subcommand` goes first (["launch", "--devices", "cpu:2"]). `seconds` is the wall time of the
-    whole command, model loading included."""
+               subcommand: list[str] | None = None, config: Path | None = None) -> Run:
+    """One engine process scoring `inputs` with `bundle`; `settings` are --set overrides (task.kind
+    is score unless they say otherwise), `subcommand` goes first (["launch", "--devices",
+    "cpu:2"]), `config` defaults to configs/rerank.yaml. `seconds` is the wall time of the whole
+    command, model loading included; `scores` are every record's scores (a rerank record's in
+    passage order), `records` the output lines as read."""
     output, summary_file = work / f"{name}.jsonl", work / f"{name}.summary.json"
-    command = [str(ENGINE), *(subcommand or []), "--config", str(REPO / "configs" / "rerank.yaml"),
+    config = config or REPO / "configs" / "rerank.yaml"
+    command = [str(ENGINE), *(subcommand or []), "--config", str(config),
                "--summary", str(summary_file)]
     base = {"model.path": bundle, "model.device": "cpu", "model.dtype": "bundle",
             "task.kind": "score", "input.path": inputs, "output.path": output,
@@ -111,9 +142,10 @@ def run_engine(work: Path, name: str, bundle: Path, inputs: Path, settings: dict
     if status != 0:
         raise RuntimeError(f"{name} failed; see {work / (name + '.log')}")
     summary = json.loads(summary_file.read_text())
-    scores = [json.loads(line).get("score", float("nan"))
-              for line in output.read_text().splitlines()]
-    return Run(command, summary["peak_resident"], summary, scores, seconds)
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    scores = [] if settings.get("task.kind") == "embed" else [
+        score for record in records for score in record_scores(record)]
+    return Run(command, summary["peak_resident"], summary, scores, seconds, records)
 
 
 def mapped_table_bytes(bundle: Path) -> int:

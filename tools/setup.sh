@@ -42,7 +42,8 @@ check_cuda_toolkit() {
 install_python_environment() {
   local stamp=.venv/.requirements.sha256
   local want
-  want=$(cat requirements.txt requirements.lock requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
+  want=$(cat requirements.txt requirements.lock requirements-nodeps.txt requirements-bench.txt |
+    sha256sum | cut -d' ' -f1)
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     log "Python environment up to date"
     return
@@ -52,6 +53,8 @@ install_python_environment() {
   .venv/bin/python -m pip install -q --upgrade pip==26.3
   .venv/bin/python -m pip install -q -r requirements.txt -c requirements.lock
   .venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
+  # The peers of bench/peer_bench.py (ONNX Runtime, OpenVINO, CTranslate2) and matplotlib.
+  .venv/bin/python -m pip install -q -r requirements-bench.txt -c requirements.lock
   echo "$want" > "$stamp"
 }
 
