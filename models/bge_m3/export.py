@@ -178,11 +178,13 @@ def load_wrapper(checkpoint_dir) -> M3Outputs:
     config = AutoConfig.from_pretrained(ckpt)
     if config.model_type != "xlm-roberta":
         raise ValueError(f"{ckpt}: model_type {config.model_type!r}, expected 'xlm-roberta'")
-    # eager attention: SDPA's Python-level mask shortcuts would be frozen by
-    # the trace.  No pooler: bge-m3 reads the raw <s> hidden state.
+    # SDPA attention: while tracing, transformers keeps the padded 4D mask in
+    # the graph (its all-ones shortcut is skipped), so the trace is valid for
+    # every batch (models/cross_encoder/export.py, docs/speed.md).  No pooler:
+    # bge-m3 reads the raw <s> hidden state.
     with quiet_transformers():  # "pooler weights not used"
         backbone = XLMRobertaModel.from_pretrained(
-            ckpt, attn_implementation="eager", torchscript=True, dtype=torch.float32,
+            ckpt, attn_implementation="sdpa", torchscript=True, dtype=torch.float32,
             add_pooling_layer=False).eval()
     hidden = config.hidden_size
     sparse = _load_head(ckpt / SPARSE_FILE, hidden, 1)
