@@ -118,12 +118,22 @@ def part_section(part: dict, peaks: dict, args) -> list[str]:
 
 def notes() -> list[str]:
     return [
+        "Every peer scores the items sorted by length, longest first, in batches padded to the "
+        "longest in the batch, with the checkpoint's HF tokenizer, after one warm-up batch, "
+        "timed from texts to scores (tokenization included, model loading not). The engine "
+        "batches by itself the same way (padding to a multiple of 8); its time is its summary's "
+        "seconds minus those of the same command on an empty input, both warmed up by "
+        "memory.warmup (the longest shape in a full batch), so loading and warm-up do not "
+        "count. FlagEmbedding's compute_score and encode run their longest batch once more "
+        "first, to probe the batch size; that forward is inside the timed call, as users pay "
+        "it, and the notes give its share.", "",
         "FLOPs per sequence of L real tokens, BERT-like encoder: layers × (2·L·(4H² + 2·H·I) + "
         "4·L²·H) (the four projections, the two feed-forward matrices, QKᵀ and PV; softmax, "
         "norms and the head left out); Gemma: layers × (2·L·(2·H·Hq + 2·H·Hkv + 3·H·I) + "
         "4·L²·Hq), Hq and Hkv the query and key/value widths. GFLOP/s counts real tokens only, so "
         "padding lowers it. A row's fraction is of its dtype's GEMM peak; int8 rows are against "
-        "the int8 peak (torch._int_mm), or the bf16 one where that was not measured. Peak RSS is "
+        "the int8 peak (torch._int_mm), or the bf16 one where that is higher or was not "
+        "measured. Peak RSS is "
         "the worker's VmHWM at the end (the engine's summary peak_resident); conversions (ONNX "
         "export, optimization, quantization, OpenVINO IR, CTranslate2) run in a process of "
         "their own first. Top-1 agreement: share of queries whose best passage is the "

@@ -15,7 +15,6 @@ items itself, the real tokens it saw.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -376,7 +375,8 @@ def run_gemm_peak(spec: dict) -> dict:
     candidates = [
         ("fp32", "torch.mm (LibTorch default: MKL)", lambda: torch.mm(a, b)),
         ("fp32", "oneDNN linear, prepacked weight",
-         lambda w=torch.ops.mkldnn._reorder_linear_weight(b, n): linear(a, w, None, "none", [], "")),
+         lambda w=torch.ops.mkldnn._reorder_linear_weight(b, n):
+         linear(a, w, None, "none", [], "")),
         ("bf16", "torch.mm bf16", lambda: torch.mm(a16, b16)),
         ("bf16", "oneDNN linear bf16, prepacked weight",
          lambda w=torch.ops.mkldnn._reorder_linear_weight(b16, n):
@@ -427,6 +427,11 @@ PEERS = {
     "ct2-int8": ("CTranslate2 int8", "int8", lambda spec: run_ctranslate2(spec, "int8"),
                  {"cross_encoder"}),
 }
+
+
+# Systems whose worker first converts the checkpoint (peer_bench runs that step on its own).
+CONVERTED = {"ort-fp32", "ort-opt", "ort-int8", "ov-fp32", "ov-bf16", "ov-int8", "ct2-fp32",
+             "ct2-int8"}
 
 
 def worker_main(system: str, spec_path: Path, result_path: Path, prepare_only: bool) -> int:
