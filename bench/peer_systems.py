@@ -130,15 +130,21 @@ def use_torch_threads(spec: dict):
 # ------------------------------------------------------------------------------------------------
 
 
-def run_flag_reranker(spec: dict) -> dict:
+def flag_pair_scores(spec: dict, reranker_class: str) -> dict:
+    """FlagEmbedding's FlagReranker or FlagLLMReranker at its defaults (fp32 on the CPU)."""
     use_torch_threads(spec)
-    from FlagEmbedding import FlagReranker
-    model = FlagReranker(spec["checkpoint"], use_fp16=False, devices="cpu",
-                         batch_size=spec["batch_size"], max_length=spec["max_length"])
+    import FlagEmbedding
+    model = getattr(FlagEmbedding, reranker_class)(
+        spec["checkpoint"], use_fp16=False, devices="cpu", batch_size=spec["batch_size"],
+        max_length=spec["max_length"])
     clock = ForwardClock(model.model)
     return library_scores(spec, lambda items: model.compute_score(
         [tuple(pair) for pair in items], batch_size=spec["batch_size"],
         max_length=spec["max_length"]), clock)
+
+
+def run_flag_reranker(spec: dict) -> dict:
+    return flag_pair_scores(spec, "FlagReranker")
 
 
 def run_flag_m3(spec: dict) -> dict:
@@ -160,14 +166,7 @@ def run_flag_m3(spec: dict) -> dict:
 
 
 def run_flag_llm_reranker(spec: dict) -> dict:
-    use_torch_threads(spec)
-    from FlagEmbedding import FlagLLMReranker
-    model = FlagLLMReranker(spec["checkpoint"], use_fp16=False, devices="cpu",
-                            batch_size=spec["batch_size"], max_length=spec["max_length"])
-    clock = ForwardClock(model.model)
-    return library_scores(spec, lambda items: model.compute_score(
-        [tuple(pair) for pair in items], batch_size=spec["batch_size"],
-        max_length=spec["max_length"]), clock)
+    return flag_pair_scores(spec, "FlagLLMReranker")
 
 
 def run_cross_encoder(spec: dict, bf16: bool) -> dict:

@@ -25,6 +25,17 @@ ModelBundle load_tiny(const std::string& dtype, const std::string& embedding_dty
   return load_bundle(config);
 }
 
+// The largest |score| difference between two jobs' outputs of the same length, line by line.
+double max_score_difference(const std::vector<nlohmann::json>& a,
+                            const std::vector<nlohmann::json>& b) {
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    worst = std::max(worst, std::abs(a[i].at("score").get<double>() -
+                                     b[i].at("score").get<double>()));
+  }
+  return worst;
+}
+
 // Integer buffers stay int64; matrices take the plan's dtype; vectors (biases, LayerNorm weights)
 // and the table's row scale stay float32, as tools/export.py --dtype stores them.
 TEST(PrecisionTest, IntegerBuffersStayInt64AndVectorsFloat32UnderEveryPlan) {
@@ -67,11 +78,7 @@ TEST(PrecisionTest, LowerPrecisionScoresStayCloseToFp32) {
     const auto outputs =
         testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", {setting}, dir);
     ASSERT_EQ(outputs.size(), reference.size());
-    double worst = 0;
-    for (size_t i = 0; i < outputs.size(); ++i) {
-      worst = std::max(worst, std::abs(outputs[i].at("score").get<double>() -
-                                       reference[i].at("score").get<double>()));
-    }
+    const double worst = max_score_difference(outputs, reference);
     std::cout << setting << ": max |score - fp32 score| = " << worst << "\n";
     EXPECT_LE(worst, 0.05) << setting;
     EXPECT_GT(worst, 0.0) << setting << " must actually change the arithmetic";
@@ -222,11 +229,7 @@ TEST(PrecisionTest, TheOptimizedGraphScoresAsThePlainOne) {
     const auto optimized =
         testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", optimized_settings, dir);
     ASSERT_EQ(optimized.size(), plain.size());
-    double worst = 0;
-    for (size_t i = 0; i < plain.size(); ++i) {
-      worst = std::max(worst, std::abs(optimized[i].at("score").get<double>() -
-                                       plain[i].at("score").get<double>()));
-    }
+    const double worst = max_score_difference(optimized, plain);
     std::cout << dtype << ": max |optimized - plain| = " << worst << "\n";
     EXPECT_LE(worst, dtype == "fp32" ? 1e-5 : 2e-2) << dtype;
   }
