@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="bundle kind for families that export several (structbert: "
                              "cross_encoder or bi_encoder; default cross_encoder)")
     parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
-                        help="store floating-point weights in this dtype (traced and verified in "
-                             "fp32 first), so the engine loads them at their final size")
+                        help="cast every floating-point weight to this dtype and trace the "
+                             "graph in it (engine.json graph_dtype), as model.half() runs in "
+                             "Python: the engine loads it at its final size and runs it in this "
+                             "dtype only. For bf16 arithmetic with fp32 LayerNorm parameters, "
+                             "export fp32 and run it with model.dtype: bf16 (docs/speed.md)")
     parser.add_argument("--embedding-dtype", choices=["same", "bf16", "int8"], default="same",
                         help="store the word-embedding table apart, in bf16 or in int8 with a "
                              "scale per row; the engine maps it into memory")
@@ -97,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tiny checkpoint: {Path(checkpoint).resolve()} ({time.time() - t0:.1f}s)")
     try:
         kwargs = {} if args.kind is None else {"kind": args.kind}
-        family.export_bundle(checkpoint, args.out, max_length=args.max_length, **kwargs)
-        if args.dtype != "fp32" or args.embedding_dtype != "same":
+        family.export_bundle(checkpoint, args.out, max_length=args.max_length, dtype=args.dtype,
+                             **kwargs)
+        if args.embedding_dtype != "same":
             from models.common.bundle import convert_bundle_dtype
             convert_bundle_dtype(args.out, args.dtype, args.embedding_dtype)
     except (ValueError, FileNotFoundError) as e:

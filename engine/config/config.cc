@@ -73,7 +73,7 @@ void read_model(const ConfigNode& node, ModelConfig& model) {
                                       "same");
   model.threads = parse_threads(node);
   model.verify_checksum = node.boolean("verify_checksum", true);
-  model.graph = node.choice("graph", {"plain", "optimized"}, "plain");
+  model.graph = node.choice("graph", {"onednn", "plain", "fused"}, "onednn");
   model.family_options = std::make_shared<const ConfigNode>(node.section("options"));
 }
 

@@ -22,11 +22,12 @@ struct ModelConfig {
   std::string embedding_dtype = "same";  // same | fp32 | fp16 | bf16 | int8: the word embeddings
   int threads = 0;               // intra-op threads; 0 means all cores
   bool verify_checksum = true;   // compare model.pt with the manifest's SHA-256 before loading
-  // plain: the graph runs as exported, the same bits for a batch whatever ran before it;
-  // optimized: frozen at load (weights become constants) and, on the CPU in fp32, run through
-  // oneDNN Graph partitions: about 2x faster, but a batch's last bits depend on what the process
+  // onednn: on the CPU, each linear layer (with a GELU after it) runs as one oneDNN primitive
+  // instead of MKL's sgemm; plain: the graph runs as exported. Both give a batch the same bits
+  // whatever ran before it. fused: frozen at load (weights become constants) and, on the CPU in
+  // fp32, run through oneDNN Graph partitions, but a batch's last bits depend on what the process
   // ran before it, so resumed and launched jobs are not byte-identical (docs/speed.md).
-  std::string graph = "plain";
+  std::string graph = "onednn";
   // model.options: read and validated by the family adapter, which rejects keys it does not know.
   std::shared_ptr<const ConfigNode> family_options;
 };

@@ -119,7 +119,9 @@ void prepare_embedding_table(Model& model, const Manifest& manifest,
                      manifest.model_path());
   auto [quantized, scales] = quantize_rows_int8(*table);
   table->set_data(quantized);
-  scale->set_data(scales);  // float32, as kept_dtype() keeps every row scale
+  // float32, as kept_dtype() keeps every row scale, unless the graph was traced in a lower
+  // precision: the looked-up rows take the scale's dtype.
+  scale->set_data(scales.to(scale->scalar_type()));
 }
 
 }  // namespace engine

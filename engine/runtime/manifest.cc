@@ -73,6 +73,15 @@ Manifest read_manifest(const std::string& directory) {
   manifest.inputs = field<std::vector<std::string>>(json, "inputs", file);
   manifest.outputs = field<std::vector<std::string>>(json, "outputs", file);
   manifest.dtype = field<std::string>(json, "dtype", file);
+  manifest.graph_dtype = json.value("graph_dtype", "float32");
+  check<ConfigError>(manifest.graph_dtype == "float32" || manifest.graph_dtype == "bfloat16" ||
+                         manifest.graph_dtype == "float16",
+                     "{}: graph_dtype '{}' is not float32, bfloat16 or float16", file,
+                     manifest.graph_dtype);
+  check<ConfigError>(manifest.graph_dtype == "float32" || manifest.graph_dtype == manifest.dtype,
+                     "{}: a graph traced in {} needs its weights stored in it, not in {} "
+                     "(export it again with tools/export.py --dtype)",
+                     file, manifest.graph_dtype, manifest.dtype);
   manifest.embedding_parameter = field<std::string>(json, "embedding_parameter", file);
   manifest.embedding_scale = json.value("embedding_scale", "");
   if (json.contains("embedding_table")) {

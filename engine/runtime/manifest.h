@@ -26,7 +26,11 @@ struct Manifest {
   nlohmann::json tokenizer;  // the whole "tokenizer" object, options included
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
-  std::string dtype;
+  std::string dtype;        // the stored matrices: "float32" | "bfloat16" | "float16"
+  // The dtype the graph was traced in (tools/export.py --dtype): a graph traced in bfloat16 or
+  // float16 holds every floating-point tensor in it and runs in that dtype only; one traced in
+  // float32 (the default, and bundles exported before the key) runs under autocast in any dtype.
+  std::string graph_dtype = "float32";
   std::string embedding_parameter;  // the word-embedding table, checked against vocab_size
   // The table's row scale (a [rows, 1] buffer the graph multiplies each looked-up row by): ones
   // until the table is stored in int8. Empty in bundles exported before it existed.

@@ -30,6 +30,13 @@ class Model {
   virtual void prepare_for_inference() {}
 };
 
+// model.graph (engine/config/config.h): how the loader prepares the graph before it first runs.
+enum class GraphMode {
+  kPlain,   // as exported, ATen's default kernels
+  kOneDnn,  // on the CPU, matrix products through oneDNN primitives; the same as plain on CUDA
+  kFused,   // frozen, and on the CPU in fp32 fused into oneDNN Graph partitions
+};
+
 struct ModelLoadOptions {
   c10::Device device = c10::Device(c10::kCPU);
   c10::ScalarType dtype = c10::kFloat;  // for floating-point parameters and buffers only
@@ -38,7 +45,10 @@ struct ModelLoadOptions {
   std::optional<c10::ScalarType> embedding_dtype;
   std::string embedding_scale;  // the table's row scale buffer (manifest.embedding_scale)
   bool verify_checksum = true;
-  bool optimize_graph = false;  // model.graph: optimized
+  GraphMode graph = GraphMode::kOneDnn;  // model.graph
+  // The graph was traced in `dtype` (manifest graph_dtype): no cast at load but the table's, and
+  // no autocast at run time.
+  bool graph_in_dtype = false;
 };
 
 // The dtype a floating-point tensor is kept in under `options`: the plan's dtype for matrices;

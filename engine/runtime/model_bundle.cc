@@ -88,7 +88,8 @@ ModelBundle load_bundle_without_model(const std::string& directory) {
 ModelBundle load_bundle(const ModelConfig& config) {
   ModelBundle bundle = read_manifest_and_tokenizer(config.path);
   bundle.device = resolve_device(config.device);
-  bundle.precision = make_precision_plan(config, bundle.device, bundle.manifest.dtype);
+  bundle.precision = make_precision_plan(config, bundle.device, bundle.manifest.dtype,
+                                         bundle.manifest.graph_dtype);
   bundle.dtype = bundle.precision.dtype;
   ModelLoadOptions options;
   options.device = bundle.device;
@@ -97,7 +98,10 @@ ModelBundle load_bundle(const ModelConfig& config) {
   options.embedding_scale = bundle.manifest.embedding_scale;
   options.embedding_dtype = bundle.precision.embedding_dtype;
   options.verify_checksum = config.verify_checksum;
-  options.optimize_graph = config.graph == "optimized";
+  options.graph_in_dtype = bundle.precision.graph_in_dtype;
+  options.graph = config.graph == "plain"   ? GraphMode::kPlain
+                  : config.graph == "fused" ? GraphMode::kFused
+                                            : GraphMode::kOneDnn;
   bundle.model = load_model(bundle.manifest, options);
   prepare_embedding_table(*bundle.model, bundle.manifest, options);
   // The embedding table first: a manifest that promises more ids than the model holds is the

@@ -44,18 +44,31 @@ c10::ScalarType auto_dtype(const c10::Device& device, std::string& reason) {
 }  // namespace
 
 PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& device,
-                                  const std::string& exported) {
+                                  const std::string& exported, const std::string& graph_dtype) {
   PrecisionPlan plan;
+  const auto manifest_dtype = [](const std::string& name) {
+    return name == "bfloat16" ? c10::kBFloat16 : name == "float16" ? c10::kHalf : c10::kFloat;
+  };
+  const c10::ScalarType traced = manifest_dtype(graph_dtype);
   if (config.dtype == "bundle") {
-    plan.dtype = exported == "bfloat16" ? c10::kBFloat16
-                 : exported == "float16" ? c10::kHalf
-                                         : c10::kFloat;
+    plan.dtype = manifest_dtype(exported);
     plan.reason = "as exported";
+  } else if (config.dtype == "auto" && traced != c10::kFloat) {
+    plan.dtype = traced;
+    plan.reason = fmt::format("auto: the graph was traced in {}", graph_dtype);
   } else if (config.dtype == "auto") {
     plan.dtype = auto_dtype(device, plan.reason);
   } else {
     plan.dtype = parse_dtype(config.dtype);
     plan.reason = "model.dtype";
+  }
+  if (traced != c10::kFloat) {
+    check<ConfigError>(plan.dtype == traced,
+                       "model.dtype {} cannot run this bundle: its graph was traced in {} "
+                       "(engine.json graph_dtype, from tools/export.py --dtype); use "
+                       "model.dtype: bundle, or export the checkpoint again in the dtype you want",
+                       config.dtype, graph_dtype);
+    plan.graph_in_dtype = true;
   }
   if (plan.dtype == c10::kHalf && device.is_cpu()) {
     const double fp32 = cpu_matmul_gflops(c10::kFloat);

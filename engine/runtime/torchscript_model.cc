@@ -1,13 +1,20 @@
 // The TorchScript loader: the only place that knows the bundle's model is a torch.jit archive.
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <fstream>
 #include <optional>
 
 #include <ATen/Config.h>
 #include <ATen/autocast_mode.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/codegen/onednn/interface.h>
+#include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/pass_manager.h>
 #include <torch/script.h>
 
@@ -71,18 +78,104 @@ class FusionScope {
   bool previous_;
 };
 
+// LibTorch runs an fp32 aten::linear through MKL's sgemm, at under half of what oneDNN reaches on
+// the same CPU (docs/speed.md); oneDNN's linear primitive takes the same dense weights. This pass
+// replaces each aten::linear of the graph, before it first runs, by mkldnn::_linear_pointwise,
+// with a following GELU folded into it as a post-op. The input and bias are cast to the weight's
+// dtype first, as autocast would cast them (a no-op when they match), since oneDNN's primitive
+// does not cast. Every call of a shape then runs the same kernel: the bits of a batch do not
+// depend on what ran before it, unlike oneDNN Graph fusion (FusionScope).
+int route_linear_through_onednn(torch::jit::Graph& graph) {
+  const c10::Symbol pointwise = c10::Symbol::fromQualString("mkldnn::_linear_pointwise");
+  torch::jit::Inline(graph);
+  std::vector<torch::jit::Node*> linears;
+  for (torch::jit::Node* node : graph.nodes()) {
+    if (node->kind() == c10::aten::linear) linears.push_back(node);
+  }
+  for (torch::jit::Node* linear : linears) {
+    torch::jit::Value* result = linear->output();
+    torch::jit::Node* gelu = nullptr;
+    std::optional<c10::IValue> approximate;
+    if (result->uses().size() == 1 && result->uses()[0].user->kind() == c10::aten::gelu &&
+        result->uses()[0].offset == 0) {
+      approximate = torch::jit::toIValue(result->uses()[0].user->input(1));
+      if (approximate && approximate->isString()) gelu = result->uses()[0].user;
+    }
+    torch::jit::WithInsertPoint insert_point(linear);
+    torch::jit::Value* weight = linear->input(1);
+    torch::jit::Value* input = graph.insert(c10::aten::type_as, {linear->input(0), weight});
+    torch::jit::Value* bias = linear->input(2);
+    if (!bias->type()->cast<c10::NoneType>()) {
+      bias = graph.insert(c10::aten::type_as, {bias, weight});
+    }
+    torch::jit::Value* scalars =
+        graph.insertNode(graph.createList(c10::OptionalType::create(c10::NumberType::get()), {}))
+            ->output();
+    torch::jit::Value* fused = nullptr;
+    if (gelu != nullptr) {
+      fused = graph.insert(pointwise, {input, weight, bias, std::string("gelu"), scalars,
+                                       approximate->toStringRef()});
+      gelu->output()->replaceAllUsesWith(fused);
+      gelu->destroy();
+    } else {
+      fused = graph.insert(pointwise,
+                           {input, weight, bias, std::string("none"), scalars, c10::IValue()});
+    }
+    result->replaceAllUsesWith(fused);
+    linear->destroy();
+  }
+  torch::jit::EliminateDeadCode(graph.block());
+  return static_cast<int>(linears.size());
+}
+
+// Whether oneDNN's linear primitive runs `dtype` on this CPU (bf16 and fp16 need ISA support that
+// oneDNN checks when the primitive is made); asked once per dtype.
+bool onednn_linear_runs(c10::ScalarType dtype) {
+#if AT_MKLDNN_ENABLED()
+  static std::mutex mutex;
+  static std::map<c10::ScalarType, bool> answers;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto known = answers.find(dtype);
+  if (known != answers.end()) return known->second;
+  bool runs = false;
+  try {
+    const c10::OperatorHandle op =
+        c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
+    torch::jit::Stack stack{at::ones({2, 16}, at::TensorOptions().dtype(dtype)),
+                            at::ones({4, 16}, at::TensorOptions().dtype(dtype)),
+                            c10::IValue(),
+                            std::string("none"),
+                            c10::List<std::optional<at::Scalar>>(),
+                            c10::IValue()};
+    op.callBoxed(stack);
+    runs = stack.size() == 1 && stack[0].isTensor() && stack[0].toTensor().size(1) == 4;
+  } catch (const std::exception&) {
+    runs = false;
+  }
+  answers.emplace(dtype, runs);
+  return runs;
+#else
+  (void)dtype;
+  return false;
+#endif
+}
+
 class TorchScriptModel : public Model {
  public:
   TorchScriptModel(torch::jit::Module module, c10::Device device, c10::ScalarType dtype,
-                   bool optimize)
-      : module_(std::move(module)), device_(device), dtype_(dtype), optimize_(optimize) {
+                   GraphMode graph, bool autocast)
+      : module_(std::move(module)),
+        device_(device),
+        dtype_(dtype),
+        graph_(graph),
+        autocast_(autocast && dtype != c10::kFloat) {
     // The weights are cast already; autocast's cache of cast weights would only hold copies.
     at::autocast::set_autocast_cache_enabled(false);
   }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
     std::optional<AutocastScope> autocast;
-    if (dtype_ != c10::kFloat) autocast.emplace(device_.type(), dtype_);
+    if (autocast_) autocast.emplace(device_.type(), dtype_);
     FusionScope fusion(fuse_);
     std::vector<c10::IValue> arguments(inputs.begin(), inputs.end());
     c10::IValue output = module_.forward(arguments);
@@ -123,20 +216,30 @@ class TorchScriptModel : public Model {
 
   c10::Device device() const override { return device_; }
 
-  // Freezing folds the weights into the graph as constants, so the JIT's frozen-graph passes can
-  // fold and pre-transpose them; on the CPU, with the graph in its own dtype (no autocast at run
-  // time, under which the fused partitions were measured slower), the matrix products and the
-  // element-wise work around them run as oneDNN Graph partitions (docs/speed.md).
+  // kFused: freezing folds the weights into the graph as constants, so the JIT's frozen-graph
+  // passes can fold and pre-transpose them; on the CPU, with the graph in its own dtype (no
+  // autocast at run time, under which the fused partitions were measured slower), the matrix
+  // products and the element-wise work around them run as oneDNN Graph partitions.
+  // kOneDnn: the linear layers become oneDNN primitives (route_linear_through_onednn), where
+  // oneDNN runs this dtype on this CPU. docs/speed.md has the measurements behind both.
   void prepare_for_inference() override {
-    if (!optimize_) return;
-    module_ = torch::jit::freeze(module_, std::nullopt, /*optimize_numerics=*/true);
-    frozen_ = true;
+    if (graph_ == GraphMode::kFused) {
+      module_ = torch::jit::freeze(module_, std::nullopt, /*optimize_numerics=*/true);
+      frozen_ = true;
 #if AT_MKLDNN_ENABLED()
-    if (device_.is_cpu() && dtype_ == c10::kFloat) {
-      register_onednn_fusion();
-      fuse_ = true;
-    }
+      if (device_.is_cpu() && !autocast_) {
+        register_onednn_fusion();
+        fuse_ = true;
+      }
 #endif
+      return;
+    }
+    if (graph_ == GraphMode::kOneDnn && device_.is_cpu() && onednn_linear_runs(dtype_)) {
+      torch::jit::GraphFunction& forward =
+          torch::jit::toGraphFunction(module_.get_method("forward").function());
+      route_linear_through_onednn(*forward.graph());
+      forward.clear_optimized_graphs();
+    }
   }
 
   // Casts floating-point parameters and buffers one at a time: Module::to(dtype) would also cast
@@ -144,6 +247,8 @@ class TorchScriptModel : public Model {
   void cast_floating_point(const ModelLoadOptions& options) {
     const auto cast = [&](const std::string& name, const at::Tensor& value) {
       if (!value.is_floating_point()) return;
+      // A graph traced in its dtype holds every tensor in it already; only its table may move.
+      if (options.graph_in_dtype && name != options.embedding_parameter) return;
       const c10::ScalarType dtype = kept_dtype(name, value, options);
       // An int8 table is quantised with its row scale (embedding_table.h), not cast.
       if (dtype == c10::kChar) return;
@@ -157,7 +262,8 @@ class TorchScriptModel : public Model {
   torch::jit::Module module_;
   c10::Device device_;
   c10::ScalarType dtype_;
-  bool optimize_;
+  GraphMode graph_;
+  bool autocast_;  // run-time autocast, for a graph traced in fp32 run in a lower precision
   bool frozen_ = false;
   bool fuse_ = false;
 };
@@ -200,7 +306,7 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptio
   }
   module.eval();
   auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device, options.dtype,
-                                                  options.optimize_graph);
+                                                  options.graph, !options.graph_in_dtype);
   model->cast_floating_point(options);
   return model;
 }

@@ -37,10 +37,11 @@ from transformers import (AutoConfig, XLMRobertaConfig, XLMRobertaModel, XLMRobe
 
 from models.common.bundle import embedding_scale_name
 from models.common.bundle import (TRACE_TOL, atomic_copy, check_lengths, compare_with_eager,
-                                  encoder_architecture, manifest_header, quiet_transformers,
-                                  random_batch, resolve_max_length, save_verified_trace,
-                                  source_block, spread_weights, write_manifest,
-                                  write_tiny_marker, xlmr_max_positions, xlmr_special_ids)
+                                  dtype_fields, encoder_architecture, manifest_header,
+                                  quiet_transformers, random_batch, resolve_max_length,
+                                  save_verified_trace, source_block, spread_weights,
+                                  write_manifest, write_tiny_marker, xlmr_max_positions,
+                                  xlmr_special_ids)
 from models.common.multilingual_corpus import passage, sample_texts
 from models.common.sentencepiece_training import (XLMR_SPM_FILE, check_xlmr_layout,
                                                   train_xlmr_sentencepiece)
@@ -253,7 +254,8 @@ def _compare_with_flagembedding(ckpt: Path, traced, max_length: int, skip_ids: l
 
 
 @torch.no_grad()
-def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Path:
+def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
+                  dtype: str = "fp32") -> Path:
     """Trace ``checkpoint_dir`` into a bundle at ``out_dir`` and verify it
     against the eager wrapper and, where installed, FlagEmbedding.
 
@@ -291,7 +293,8 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         return worst, _compare_with_flagembedding(ckpt, loaded, max_length, skip_ids)
 
     model_path, emb_name, (worst, flag) = save_verified_trace(
-        wrapper, batch([11, 7]), out, verify, wrapper.backbone.get_input_embeddings().weight)
+        wrapper, batch([11, 7]), out, verify, wrapper.backbone.get_input_embeddings().weight,
+        dtype=dtype)
 
     atomic_copy(spm_src, out / SPM_FILE)
     manifest = {
@@ -305,7 +308,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "tokenizer": {"kind": "xlmr_sentencepiece", "file": SPM_FILE},
         "inputs": ["input_ids", "attention_mask"],
         "outputs": ["dense", "token_weights", "colbert"],
-        "dtype": "float32",
+        **dtype_fields(dtype),
         "embedding_parameter": emb_name,
         "embedding_scale": embedding_scale_name(emb_name),
         "source": source_block(ckpt, model_class=type(wrapper.backbone).__name__),

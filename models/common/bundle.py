@@ -187,8 +187,16 @@ def embedding_scale_name(embedding_parameter: str) -> str:
     return embedding_parameter.rpartition(".")[0] + ".row_scale"
 
 
+def dtype_fields(dtype: str) -> dict:
+    """engine.json ``dtype`` (the stored matrices) and ``graph_dtype`` (the dtype the graph was
+    traced in) of a bundle exported in ``dtype``."""
+    name = DTYPES[dtype][0]
+    return {"dtype": name, "graph_dtype": name}
+
+
 def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
-                        embedding_weight: torch.Tensor, *, ignore_tracer_warnings: bool = False):
+                        embedding_weight: torch.Tensor, *, ignore_tracer_warnings: bool = False,
+                        dtype: str = "fp32"):
     """Trace ``module`` on ``example`` into ``out_dir``/model.pt.
 
     ``verify(loaded)`` gets the saved-and-reloaded module, raises on any
@@ -198,9 +206,18 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
     is traced as a RowScaledEmbedding (the module is changed in place, so the
     eager side of ``verify`` runs the same lookup).
 
+    ``dtype`` bf16 or fp16 casts every floating-point parameter and buffer of the module to that
+    dtype first, so the whole graph runs in it, as ``model.half()`` does in FlagReranker and
+    sentence-transformers; ``verify``'s eager references then run in it too.
+
     Returns (model path, embedding parameter name, verify's result).
     """
     install_row_scaled_embedding(module, embedding_weight)
+    if dtype != "fp32":
+        with torch.no_grad():
+            for tensor in [*module.parameters(), *module.buffers()]:
+                if tensor.is_floating_point():
+                    tensor.data = tensor.data.to(DTYPES[dtype][1])
     with quiet_transformers(), (warnings.catch_warnings() if ignore_tracer_warnings
                                 else contextlib.nullcontext()):
         if ignore_tracer_warnings:
@@ -274,7 +291,7 @@ def source_block(checkpoint: Path, **details) -> dict:
     }
 
 
-_DTYPES = {"fp32": ("float32", torch.float32), "bf16": ("bfloat16", torch.bfloat16),
+DTYPES = {"fp32": ("float32", torch.float32), "bf16": ("bfloat16", torch.bfloat16),
            "fp16": ("float16", torch.float16)}
 # The word-embedding table stored beside model.pt, raw and row-major, so the engine can map it
 # into memory and only the rows a batch looks up become resident.
@@ -303,22 +320,28 @@ def kept_dtype(name: str, tensor: torch.Tensor, scale_name: str | None,
 def convert_bundle_dtype(out_dir: Path, dtype: str, embedding_dtype: str = "same") -> None:
     """Stores a verified fp32 bundle's floating-point matrices in ``dtype`` (fp32, bf16 or fp16),
     so the engine loads them at their final size instead of loading fp32 and casting; vectors and
-    the row scale stay float32 (kept_dtype). Integer buffers (position ids) stay as they are; the graph is unchanged (the engine runs it under autocast),
-    and engine.json records the new dtype and checksum.
+    the row scale stay float32 (kept_dtype). Integer buffers (position ids) stay as they are.
+    The graph is unchanged: one traced in fp32 runs under autocast in the engine (engine.json's
+    ``graph_dtype`` stays float32); one traced in ``dtype`` (save_verified_trace) already has
+    every tensor in it, and only its table moves. engine.json records the new dtype and checksum.
 
     ``embedding_dtype`` int8 or bf16 moves the word-embedding table out of model.pt into a raw file
     (EMBEDDING_FILES), int8 with one scale per row kept in the table's ``row_scale`` buffer; the
     engine maps the file into memory. model.pt keeps an empty table of the same width."""
-    name, torch_dtype = _DTYPES[dtype]
+    name, torch_dtype = DTYPES[dtype]
     model_path = out_dir / MODEL_FILE
     manifest = json.loads((out_dir / MANIFEST_FILE).read_text(encoding="utf-8"))
+    graph_dtype = manifest.get("graph_dtype", "float32")
+    if graph_dtype not in ("float32", name):
+        raise ValueError(f"{out_dir}: the graph was traced in {graph_dtype}; its weights cannot "
+                         f"be stored in {name} (export it again with --dtype {dtype})")
     module = torch.jit.load(str(model_path))
     tensors = dict(module.named_parameters())
     tensors.update(dict(module.named_buffers()))
     table_name = manifest["embedding_parameter"]
     scale_name = manifest.get("embedding_scale")
     for tensor_name, tensor in tensors.items():
-        if tensor.is_floating_point() and tensor_name != table_name:
+        if tensor.is_floating_point() and tensor_name != table_name and graph_dtype == "float32":
             tensor.data = tensor.data.to(kept_dtype(tensor_name, tensor, scale_name, torch_dtype))
     table = tensors[table_name]
     if embedding_dtype == "same":
@@ -328,7 +351,8 @@ def convert_bundle_dtype(out_dir: Path, dtype: str, embedding_dtype: str = "same
             raise ValueError(f"{out_dir}: the bundle has no embedding row scale; re-export it")
         if embedding_dtype == "int8":
             stored, scale = quantize_rows_int8(table.data)
-            tensors[scale_name].data = scale
+            # In the graph's dtype: the looked-up rows take the scale's dtype.
+            tensors[scale_name].data = scale.to(tensors[scale_name].dtype)
             raw = stored.numpy()
         elif embedding_dtype == "bf16":
             stored = table.data.to(torch.bfloat16)
@@ -341,7 +365,7 @@ def convert_bundle_dtype(out_dir: Path, dtype: str, embedding_dtype: str = "same
         rows, cols = stored.shape
         table.data = torch.empty((0, cols), dtype=stored.dtype)
         manifest["embedding_table"] = {
-            "file": table_file, "dtype": _DTYPES[embedding_dtype][0] if embedding_dtype != "int8"
+            "file": table_file, "dtype": DTYPES[embedding_dtype][0] if embedding_dtype != "int8"
             else "int8", "rows": rows, "cols": cols,
             "sha256": sha256_file(out_dir / table_file)}
     atomic_write_bytes(model_path, lambda p: torch.jit.save(module, str(p)))

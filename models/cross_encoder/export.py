@@ -25,12 +25,12 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, XLMRob
                           XLMRobertaTokenizerFast)
 
 from models.common.bundle import embedding_scale_name
-from models.common.bundle import (TRACE_TOL, FirstOutput, atomic_copy, check_lengths,
-                                  compare_with_eager, encoder_architecture, hf_checkpoint_dir,
-                                  manifest_header, random_batch, resolve_max_length,
-                                  save_verified_trace, source_block, spread_weights,
-                                  write_manifest, write_tiny_marker, xlmr_max_positions,
-                                  xlmr_special_ids)
+from models.common.bundle import (TRACE_TOL, atomic_copy, check_lengths, compare_with_eager,
+                                  dtype_fields, encoder_architecture, FirstOutput,
+                                  hf_checkpoint_dir, manifest_header, random_batch,
+                                  resolve_max_length, save_verified_trace, source_block,
+                                  spread_weights, write_manifest, write_tiny_marker,
+                                  xlmr_max_positions, xlmr_special_ids)
 from models.common.sentencepiece_training import (XLMR_SPM_FILE, check_xlmr_layout,
                                                   train_xlmr_sentencepiece)
 
@@ -127,7 +127,8 @@ def _load_model(checkpoint_dir: Path) -> nn.Module:
 
 
 @torch.no_grad()
-def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Path:
+def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
+                  dtype: str = "fp32") -> Path:
     """Trace ``checkpoint_dir`` into a bundle at ``out_dir`` and verify it.
 
     ``max_length`` is recorded in the manifest as the default truncation
@@ -164,7 +165,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     model_path, emb_name, worst = save_verified_trace(
         wrapper, batch([11, 7]), out,
         lambda loaded: compare_with_eager(loaded, wrapper, batch, checks, check_output),
-        model.get_input_embeddings().weight)
+        model.get_input_embeddings().weight, dtype=dtype)
 
     atomic_copy(spm_src, out / SPM_FILE)
     manifest = {
@@ -177,7 +178,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "tokenizer": {"kind": "xlmr_sentencepiece", "file": SPM_FILE},
         "inputs": ["input_ids", "attention_mask", "token_type_ids"],
         "outputs": ["logits"],
-        "dtype": "float32",
+        **dtype_fields(dtype),
         "embedding_parameter": emb_name,
         "embedding_scale": embedding_scale_name(emb_name),
         "source": source_block(ckpt, model_class=type(model).__name__),

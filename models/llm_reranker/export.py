@@ -25,9 +25,9 @@ from transformers import (AutoConfig, AutoTokenizer, GemmaConfig, GemmaForCausal
                           GemmaTokenizer, GemmaTokenizerFast)
 
 from models.common.bundle import embedding_scale_name
-from models.common.bundle import (TRACE_TOL, atomic_copy, hf_checkpoint_dir, manifest_header,
-                                  save_verified_trace, source_block, write_manifest,
-                                  write_tiny_marker)
+from models.common.bundle import (DTYPES, TRACE_TOL, atomic_copy, dtype_fields, hf_checkpoint_dir,
+                                  manifest_header, save_verified_trace, source_block,
+                                  write_manifest, write_tiny_marker)
 from models.llm_reranker.tokenizer import (DEFAULT_PROMPT, PASSAGE_PREFIX, QUERY_PREFIX,
                                            SEPARATOR, check_gemma_layout,
                                            train_gemma_sentencepiece)
@@ -214,7 +214,8 @@ def _hf_yes_logits(model, hf_rope, ids, mask, yes_id):
 
 
 @torch.no_grad()
-def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Path:
+def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
+                  dtype: str = "fp32") -> Path:
     """Trace ``checkpoint_dir`` into a bundle at ``out_dir`` and verify it.
 
     ``max_length`` is FlagLLMReranker's max_length (default 512): the query
@@ -280,6 +281,8 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     n_params = sum(p.numel() for p in model.parameters())
     longest = min(max_sequence, 1024 if n_params < 1e8 else 128)
 
+    shape_tol = TRACE_TOL if dtype == "fp32" else 4 * torch.finfo(DTYPES[dtype][1]).eps
+
     def verify(loaded):
         worst = {"vs_hf": 0.0, "vs_eager": 0.0, "vs_unpadded": 0.0}
         for lengths in ([9, 9], [37, 20, 3], [longest, 64, 17, 6]):
@@ -294,8 +297,9 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
                 if softcap is not None:
                     ref = torch.tanh(ref / softcap) * softcap  # HF applies it after the head
                 # Same graph: exact up to float noise.  Different kernels or GEMM
-                # shapes (full LM head, batch of one): 1e-5 relative to logits > 1.
-                scaled = TRACE_TOL * max(1.0, ref.abs().max().item())
+                # shapes (full LM head, batch of one): 1e-5 relative to logits > 1 in
+                # fp32, a few rounding steps of the dtype in bf16 or fp16.
+                scaled = shape_tol * max(1.0, ref.abs().max().item())
                 eager = wrapper(ids, mask)
                 for key, other, tol in (("vs_hf", ref, scaled), ("vs_eager", eager, TRACE_TOL),
                                         ("vs_unpadded", alone, scaled)):
@@ -311,7 +315,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
     # the tracer warns about.
     model_path, emb_name, worst = save_verified_trace(
         wrapper, _pad(rows([11, 7]), "right", specials["pad"]), out, verify,
-        model.get_input_embeddings().weight, ignore_tracer_warnings=True)
+        model.get_input_embeddings().weight, ignore_tracer_warnings=True, dtype=dtype)
     atomic_copy(spm_src, out / SPM_FILE)
 
     manifest = {
@@ -342,7 +346,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None) -> Pat
         "separator_ids": sep_ids,
         "inputs": ["input_ids", "attention_mask"],
         "outputs": ["score"],
-        "dtype": "float32",
+        **dtype_fields(dtype),
         "embedding_parameter": emb_name,
         "embedding_scale": embedding_scale_name(emb_name),
         "source": source_block(ckpt, model_class=type(model).__name__,

@@ -27,11 +27,11 @@ import torch
 from transformers import BertConfig, BertForSequenceClassification
 
 from models.common.bundle import embedding_scale_name
-from models.common.bundle import (TRACE_TOL, FirstOutput, atomic_copy, atomic_write_bytes,
-                                  check_lengths, compare_with_eager, encoder_architecture,
-                                  manifest_header, resolve_max_length, save_verified_trace,
-                                  source_block, spread_weights, write_manifest,
-                                  write_tiny_marker)
+from models.common.bundle import (TRACE_TOL, atomic_copy, atomic_write_bytes, check_lengths,
+                                  compare_with_eager, dtype_fields, encoder_architecture,
+                                  FirstOutput, manifest_header, resolve_max_length,
+                                  save_verified_trace, source_block, spread_weights,
+                                  write_manifest, write_tiny_marker)
 from models.common.wordpiece_vocab import read_vocab, write_vocab
 from models.structbert.checkpoint import (KINDS, MS_CONFIGURATION, VOCAB_FILE, Checkpoint,
                                           build_model, read_checkpoint)
@@ -142,7 +142,7 @@ def _bert_batch(gen: torch.Generator, lengths: list[int], vocab_size: int, ids: 
 
 @torch.no_grad()
 def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
-                  kind: str | None = None) -> Path:
+                  kind: str | None = None, dtype: str = "fp32") -> Path:
     """Trace ``checkpoint_dir`` as ``kind`` (default cross_encoder) into a
     verified bundle at ``out_dir``.
 
@@ -179,7 +179,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     model_path, emb_name, worst = save_verified_trace(
         wrapper, batch([11, 7]), out,
         lambda loaded: compare_with_eager(loaded, wrapper, batch, checks, check_output),
-        model.get_input_embeddings().weight)
+        model.get_input_embeddings().weight, dtype=dtype)
     atomic_copy(ck.path / VOCAB_FILE, out / VOCAB_FILE)
 
     architecture = encoder_architecture(cfg, model_type="bert")
@@ -199,7 +199,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
                       "tokenize_chinese_chars": ck.tokenizer["tokenize_chinese_chars"]},
         "inputs": ["input_ids", "attention_mask", "token_type_ids"],
         "outputs": ["logits"] if pairs else ["last_hidden_state"],
-        "dtype": "float32",
+        **dtype_fields(dtype),
         "embedding_parameter": emb_name,
         "embedding_scale": embedding_scale_name(emb_name),
     }

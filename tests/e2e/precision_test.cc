@@ -106,15 +106,44 @@ TEST(PrecisionTest, ABf16BundleLoadsAtItsFinalSizeWithoutAnFp32Copy) {
   EXPECT_GT(static_cast<double>(counts.peak() - before_cast),
             1.5 * static_cast<double>(counts.allocated() - before_cast));
 
+  // Traced in bf16, every tensor included (LayerNorm parameters too, as model.half() would): its
+  // scores are close to fp32's, and not fp32's.
   testing::TempDir dir;
   const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
-  const auto expected = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
-                                         {"model.dtype=bf16"}, dir);
+  const auto reference = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", {}, dir);
   const auto outputs = testing::run_job(fixture_path("xlmr_tiny_bf16"), pairs, "score", {}, dir);
-  for (size_t i = 0; i < outputs.size(); ++i) {
-    EXPECT_NEAR(outputs[i].at("score").get<double>(), expected[i].at("score").get<double>(), 1e-6)
-        << "the same bf16 weights give the same scores, pair " << i;
+  ASSERT_EQ(outputs.size(), reference.size());
+  const double worst = max_score_difference(outputs, reference);
+  std::cout << "bf16 graph: max |score - fp32 score| = " << worst << "\n";
+  EXPECT_LE(worst, 0.05);
+  EXPECT_GT(worst, 0.0);
+}
+
+// A graph traced in bf16 runs in bf16 only: `auto` takes it, another dtype is refused by name,
+// and an int8 table (quantised at load) keeps its scale in the graph's dtype.
+TEST(PrecisionTest, ABundleTracedInBf16RunsInBf16Only) {
+  ModelConfig config;
+  config.path = fixture_path("xlmr_tiny_bf16");
+  config.device = "cpu";
+  config.dtype = "auto";
+  EXPECT_EQ(load_bundle(config).dtype, c10::kBFloat16);
+  config.dtype = "fp32";
+  try {
+    load_bundle(config);
+    FAIL() << "fp32 must be refused for a graph traced in bf16";
+  } catch (const ConfigError& error) {
+    EXPECT_NE(std::string(error.what()).find("model.dtype fp32 cannot run this bundle: its graph "
+                                             "was traced in bfloat16"),
+              std::string::npos)
+        << error.what();
   }
+  testing::TempDir dir;
+  const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
+  const auto bf16 = testing::run_job(fixture_path("xlmr_tiny_bf16"), pairs, "score", {}, dir);
+  const auto int8 = testing::run_job(fixture_path("xlmr_tiny_bf16"), pairs, "score",
+                                     {"model.embedding_dtype=int8"}, dir);
+  ASSERT_EQ(int8.size(), bf16.size());
+  EXPECT_LE(max_score_difference(int8, bf16), 0.05);
 }
 
 // The int8 table exported apart from model.pt: the same scores as quantising at load (the exporter
@@ -211,27 +240,29 @@ TEST(PrecisionTest, Fp16OnTheCpuIsRefusedWhereItIsSlower) {
   }
 }
 
-// model.graph: optimized freezes the graph (and fuses it through oneDNN on the CPU in fp32): the
-// scores stay those of the graph as exported, over batches of every size the job makes. Batches
-// of 4 make ten calls, so the profiling executor's optimized graph (from the second call on) is
-// the one that scores most pairs.
-TEST(PrecisionTest, TheOptimizedGraphScoresAsThePlainOne) {
+// model.graph onednn (the default: linear layers as oneDNN primitives on the CPU) and fused
+// (frozen, and fused through oneDNN Graph where the graph runs in its own dtype): the scores stay
+// those of the graph as exported, over batches of every size the job makes. Batches of 4 make ten
+// calls, so the profiling executor's optimized graph (from the second call on) scores most pairs.
+TEST(PrecisionTest, EveryGraphModeScoresAsThePlainGraph) {
   testing::TempDir dir;
   const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
-  for (const std::string dtype : {"fp32", "bf16"}) {
+  for (const auto& [bundle, dtype] : std::vector<std::pair<std::string, std::string>>{
+           {"xlmr_tiny", "fp32"}, {"xlmr_tiny", "bf16"}, {"xlmr_tiny_bf16", "bundle"}}) {
     const std::vector<std::string> common = {"model.dtype=" + dtype,
                                              "batching.max_batch_size=4"};
-    auto plain_settings = common, optimized_settings = common;
+    auto plain_settings = common;
     plain_settings.push_back("model.graph=plain");
-    optimized_settings.push_back("model.graph=optimized");
-    const auto plain =
-        testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", plain_settings, dir);
-    const auto optimized =
-        testing::run_job(fixture_path("xlmr_tiny"), pairs, "score", optimized_settings, dir);
-    ASSERT_EQ(optimized.size(), plain.size());
-    const double worst = max_score_difference(optimized, plain);
-    std::cout << dtype << ": max |optimized - plain| = " << worst << "\n";
-    EXPECT_LE(worst, dtype == "fp32" ? 1e-5 : 2e-2) << dtype;
+    const auto plain = testing::run_job(fixture_path(bundle), pairs, "score", plain_settings, dir);
+    for (const std::string mode : {"onednn", "fused"}) {
+      auto settings = common;
+      settings.push_back("model.graph=" + mode);
+      const auto outputs = testing::run_job(fixture_path(bundle), pairs, "score", settings, dir);
+      ASSERT_EQ(outputs.size(), plain.size());
+      const double worst = max_score_difference(outputs, plain);
+      std::cout << bundle << " " << dtype << ": max |" << mode << " - plain| = " << worst << "\n";
+      EXPECT_LE(worst, dtype == "fp32" ? 1e-5 : 2e-2) << bundle << " " << dtype << " " << mode;
+    }
   }
 }
 
@@ -247,7 +278,7 @@ TEST(PrecisionTest, AFrozenGraphStillCountsEveryWeightByte) {
     return total;
   };
   const int64_t plain = bytes(load_bundle(config));
-  config.graph = "optimized";
+  config.graph = "fused";
   const ModelBundle frozen = load_bundle(config);
   const auto tensors = frozen.model->named_tensors();
   ASSERT_FALSE(tensors.empty());
