@@ -77,6 +77,22 @@ def converted(source: Path, name: str, dtype: str, embedding_dtype: str = "same"
     return out
 
 
+def traced(source: Path, name: str, dtype: str, embedding_dtype: str = "same") -> Path:
+    """The checkpoint behind the fp32 bundle `source` exported again with its graph traced in
+    `dtype` (tools/export.py --dtype, which the engine runs without autocast), and its table in
+    `embedding_dtype`. Unlike converted(), every tensor is in `dtype`, LayerNorm's included."""
+    out = source.parent / name
+    if not (out / "engine.json").is_file():
+        log(f"exporting {source.name} again as {name} ({dtype} graph, embeddings "
+            f"{embedding_dtype})")
+        family = json.loads((source / "engine.json").read_text())["family"]
+        subprocess.run([str(PYTHON), "tools/export.py", "--family", family, "--checkpoint",
+                        str(checkpoint_of(source)), "--out", str(out), "--dtype", dtype,
+                        "--embedding-dtype", embedding_dtype], cwd=REPO, check=True,
+                       stdout=subprocess.DEVNULL)
+    return out
+
+
 WORDS = ("memory ranking passage query model engine corpus token batch length budget search "
          "retrieval language 检索 排序 模型 文本 查询 Speicher Anfrage mémoire requête").split()
 

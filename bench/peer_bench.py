@@ -15,8 +15,10 @@ Passages are drawn from bench_common.WORDS; this checkpoint family's small token
 
 Parts and systems (`--systems` takes these names; bench/peer_systems.py has the peers):
   cross_encoder  the bce-reranker-base shape (XLM-R base; tools/export.py --tiny --shape):
-                 engine-fp32, engine-bf16, engine-bf16-int8 (bf16 with its int8 table),
-                 engine-fp32-optimized (model.graph=optimized: frozen, oneDNN Graph),
+                 engine-fp32, engine-bf16 (the graph traced in bf16), engine-bf16-int8 (the
+                 same with its int8 table), engine-bf16-autocast (the fp32 graph run with
+                 model.dtype bf16), engine-fp32-fused and engine-bf16-fused (model.graph=fused:
+                 frozen, oneDNN Graph),
                  flag-fp32 (FlagReranker, the reference), st-fp32, st-bf16 (sentence-transformers
                  CrossEncoder), ort-fp32, ort-opt, ort-int8 (ONNX Runtime), ov-fp32, ov-bf16,
                  ov-int8 (OpenVINO), ct2-fp32, ct2-int8 (CTranslate2)
@@ -52,21 +54,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (ENGINE, PYTHON, REPO, checkpoint_of, converted, export,
-                          export_sized, log, run_engine, text)
+from bench_common import (ENGINE, PYTHON, REPO, checkpoint_of, export, export_sized, log,
+                          run_engine, text, traced)
 
 import peer_report
 
 # Published sizes for families whose exporter has no TINY_SHAPES entry for them.
 BENCH_SHAPES = {"bge_m3": {"bge-m3": dict(hidden=1024, layers=24, heads=16, intermediate=4096)}}
 
-# (system name, label, bundle, --set overrides). The bundle is the fp32 export, or it converted
-# to bf16 (bench_common.converted), or to bf16 with the word-embedding table in int8.
+# (system name, label, bundle, --set overrides). The bundle is the fp32 export, or the same
+# checkpoint exported with its graph traced in bf16 (bench_common.traced), with or without the
+# word-embedding table in int8. The engine's default graph (model.graph onednn) runs the linear
+# layers as oneDNN primitives; fused freezes the graph into oneDNN Graph partitions.
 ENGINE_VARIANTS = [
     ("engine-fp32", "engine fp32", "fp32", {}),
-    ("engine-bf16", "engine bf16", "bf16", {}),
-    ("engine-bf16-int8", "engine bf16 + int8 table", "bf16-int8", {}),
-    ("engine-fp32-optimized", "engine fp32, optimized graph", "fp32", {"model.graph": "optimized"}),
+    ("engine-bf16", "engine bf16 graph", "bf16", {}),
+    ("engine-bf16-int8", "engine bf16 graph + int8 table", "bf16-int8", {}),
+    ("engine-bf16-autocast", "engine fp32 graph under bf16 autocast", "fp32",
+     {"model.dtype": "bf16"}),
+    ("engine-fp32-fused", "engine fp32, fused graph", "fp32", {"model.graph": "fused"}),
+    ("engine-bf16-fused", "engine bf16 graph, fused", "bf16", {"model.graph": "fused"}),
 ]
 
 
@@ -225,8 +232,8 @@ def worker_row(system: str, label: str, dtype: str, spec: dict, spec_path: Path,
 def engine_rows(part: Part, bundle: Path, work: Path, inputs: Path, empty: Path, args,
                 variants: list) -> list[Row]:
     bundles = {"fp32": lambda: bundle,
-               "bf16": lambda: converted(bundle, f"{bundle.name}-bf16", "bf16"),
-               "bf16-int8": lambda: converted(bundle, f"{bundle.name}-bf16-tint8", "bf16", "int8")}
+               "bf16": lambda: traced(bundle, f"{bundle.name}-bf16", "bf16"),
+               "bf16-int8": lambda: traced(bundle, f"{bundle.name}-bf16-tint8", "bf16", "int8")}
     common = {"task.kind": part.kind, "model.threads": args.threads, "memory.warmup": "true",
               "task.max_length": args.max_length, "batching.max_batch_size": args.batch_size,
               "batching.max_tokens": 2 * args.batch_size * args.max_length}

@@ -23,25 +23,41 @@ std::vector<BatchPlan> cut_batches(const std::vector<size_t>& lengths, const Bat
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return lengths[a] > lengths[b]; });
+  const size_t count = order.size();
+  const size_t largest = std::max<size_t>(limits.max_batch_size, 1);
+  const int64_t batch_cost = std::max<int64_t>(limits.batch_cost_tokens, 0);
+
+  // cost[j]: the cheapest cut of the first j sorted sequences; start[j]: where its last batch
+  // begins. Sorted longest first, so a batch [i, j) is padded to sequence i's padded length.
+  std::vector<int64_t> cost(count + 1, 0);
+  std::vector<size_t> start(count + 1, 0);
+  for (size_t end = 1; end <= count; ++end) {
+    cost[end] = -1;
+    // From the smallest last batch up: on equal cost the smaller last batch (fuller earlier
+    // ones) is kept.
+    for (size_t first = end; first-- > 0 && end - first <= largest;) {
+      const int64_t size = static_cast<int64_t>(end - first);
+      const int64_t padded = static_cast<int64_t>(padded_length(lengths[order[first]], limits));
+      if (size > 1 && size * padded > limits.max_tokens) break;  // longer batches pass it too
+      const int64_t total = cost[first] + size * padded + batch_cost;
+      if (cost[end] < 0 || total < cost[end]) {
+        cost[end] = total;
+        start[end] = first;
+      }
+    }
+  }
 
   std::vector<BatchPlan> batches;
-  BatchPlan current;
-  for (size_t index : order) {
-    // Sorted longest first, so the first sequence of a batch fixes its padded length.
-    const size_t padded = padded_length(lengths[index], limits);
-    const size_t length = std::max(current.padded_length, padded);
-    const bool fits = current.indices.size() < limits.max_batch_size &&
-                      static_cast<int64_t>((current.indices.size() + 1) * length) <=
-                          limits.max_tokens;
-    if (!current.indices.empty() && !fits) {
-      batches.push_back(std::move(current));
-      current = BatchPlan();
+  for (size_t end = count; end > 0; end = start[end]) {
+    BatchPlan plan;
+    for (size_t i = start[end]; i < end; ++i) {
+      plan.indices.push_back(order[i]);
+      plan.real_tokens += lengths[order[i]];
     }
-    current.padded_length = std::max(current.padded_length, padded);
-    current.indices.push_back(index);
-    current.real_tokens += lengths[index];
+    plan.padded_length = padded_length(lengths[order[start[end]]], limits);
+    batches.push_back(std::move(plan));
   }
-  if (!current.indices.empty()) batches.push_back(std::move(current));
+  std::reverse(batches.begin(), batches.end());
   return batches;
 }
 

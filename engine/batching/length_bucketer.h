@@ -1,6 +1,9 @@
 // Length bucketing: sort sequences by length, longest first, and cut them into batches under a
-// batch-size and a token budget that counts padding. Each batch keeps the sequences' original
-// indices, so results go back where they came from.
+// batch-size and a token budget that counts padding. Where the cuts go is chosen to minimise the
+// padded tokens plus a fixed cost per batch (batch_cost_tokens): a long run of one length fills
+// whole batches, and a spread of lengths is cut where the length drops, rather than every
+// max_batch_size sequences. Each batch keeps the sequences' original indices, so results go
+// back where they came from.
 #pragma once
 
 #include <cstddef>
@@ -14,6 +17,10 @@ struct BatchLimits {
   int64_t max_tokens = 16384;  // batch size x padded length, padding included
   size_t pad_multiple = 1;     // padded lengths are rounded up to a multiple of this,
   size_t max_padded_length = 0;  // but not past this (the model's positions); 0: no cap
+  // What one more forward pass costs, in padded tokens: small on a CPU, where a batch's time is
+  // its tokens' and a pass adds a few milliseconds; large on a GPU, where fewer, fuller passes
+  // win. A batch is split where that saves more padding than this.
+  int64_t batch_cost_tokens = 64;
 };
 
 struct BatchPlan {
@@ -23,8 +30,10 @@ struct BatchPlan {
   size_t padded_tokens() const { return indices.size() * padded_length; }
 };
 
-// Batches covering every index exactly once. A sequence whose padded length alone passes
-// max_tokens goes in a batch of its own. Sorting is stable, so equal lengths keep input order.
+// Batches covering every index exactly once, of consecutive sequences in the sorted order, with
+// the least padded tokens + batch_cost_tokens x batches (ties: the earlier batches fuller). A
+// sequence whose padded length alone passes max_tokens goes in a batch of its own. Sorting is
+// stable, so equal lengths keep input order.
 std::vector<BatchPlan> cut_batches(const std::vector<size_t>& lengths, const BatchLimits& limits);
 
 size_t round_up(size_t length, size_t multiple);

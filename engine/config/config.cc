@@ -99,6 +99,9 @@ void read_batching(const ConfigNode& node, BatchingConfig& batching) {
   batching.max_tokens = node.integer("max_tokens", 16, 1LL << 40, 16384);
   batching.window = static_cast<int>(node.integer("window", 1, 1 << 24, 8192));
   batching.pad_multiple = static_cast<int>(node.integer("pad_multiple", 1, 512, 8));
+  batching.batch_cost_tokens = node.string("batch_cost_tokens", "auto") == "auto"
+                                   ? -1
+                                   : node.integer("batch_cost_tokens", 0, 1LL << 40, 0);
 }
 
 void read_io(const ConfigNode& input, const ConfigNode& output, IoConfig& io) {

@@ -47,6 +47,9 @@ struct BatchingConfig {
   int64_t max_tokens = 16384;  // batch size x padded length
   int window = 8192;           // sequences sorted together by length before batching
   int pad_multiple = 8;        // padded lengths rounded up to a multiple of this
+  // One forward pass's cost in padded tokens, for where batches are cut (length_bucketer.h);
+  // -1 (auto): 64 on a CPU, max_tokens on a GPU (fewest batches first, then least padding).
+  int64_t batch_cost_tokens = -1;
 };
 
 struct IoConfig {

@@ -17,6 +17,7 @@
 #include "engine/jobs/progress.h"
 #include "engine/memory/batch_controller.h"
 #include "engine/memory/cache_policy.h"
+#include "engine/runtime/model_bundle.h"
 #include "engine/jobs/job_identity.h"
 
 namespace engine {
@@ -70,6 +71,13 @@ BatchLimits batch_limits(const Config& config) {
   limits.max_tokens = config.batching.max_tokens;
   limits.pad_multiple = static_cast<size_t>(config.batching.pad_multiple);
   limits.max_padded_length = static_cast<size_t>(config.task.max_length);
+  limits.batch_cost_tokens = config.batching.batch_cost_tokens;
+  if (limits.batch_cost_tokens < 0) {
+    // On a CPU a pass adds a few milliseconds, a few tens of tokens' work (docs/speed.md); on a
+    // GPU a pass is worth a full budget of tokens.
+    limits.batch_cost_tokens =
+        resolve_device(config.model.device).is_cuda() ? config.batching.max_tokens : 64;
+  }
   return limits;
 }
 

@@ -35,6 +35,7 @@ nlohmann::json settings_of(const Config& config) {
           {"batching.max_tokens", batching.max_tokens},
           {"batching.window", batching.window},
           {"batching.pad_multiple", batching.pad_multiple},
+          {"batching.batch_cost_tokens", batching.batch_cost_tokens},
           {"input.max_line_bytes", config.io.max_line_bytes},
           {"job.block_lines", config.job.block_lines}};
 }

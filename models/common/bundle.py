@@ -187,6 +187,44 @@ def embedding_scale_name(embedding_parameter: str) -> str:
     return embedding_parameter.rpartition(".")[0] + ".row_scale"
 
 
+class Float32Head(nn.Module):
+    """Runs a small head (a classifier, a pooler) in float32 inside a graph traced in bf16 or
+    fp16: a logit rounded to bf16 is only good to 2-3 digits, so passages of one query would tie;
+    the head's work is a few [batch, hidden] products and costs nothing."""
+
+    def __init__(self, head: nn.Module):
+        super().__init__()
+        self.head = head
+
+    def forward(self, features, *args, **kwargs):
+        return self.head(features.float(), *args, **kwargs)
+
+
+def classifier_heads(model: nn.Module) -> list[nn.Module]:
+    """A HF sequence classifier's classifier and, for BERT, the pooler before it: the heads a bf16
+    or fp16 bundle keeps in float32 (Float32Head). None for a bare encoder."""
+    pooler = getattr(getattr(model, model.base_model_prefix, None), "pooler", None)
+    classifier = getattr(model, "classifier", None)
+    return [m for m in (pooler, classifier) if m is not None] if classifier is not None else []
+
+
+def _install_float32_heads(module: nn.Module, heads) -> set[int]:
+    """Wraps each of ``heads`` (submodules of ``module``) in a Float32Head; returns the ids of
+    their tensors, which stay float32."""
+    kept = set()
+    for head in heads:
+        for name, child in module.named_modules():
+            if child is head:
+                parent_name, _, attribute = name.rpartition(".")
+                parent = module.get_submodule(parent_name) if parent_name else module
+                setattr(parent, attribute, Float32Head(child))
+                kept.update(id(t) for t in [*child.parameters(), *child.buffers()])
+                break
+        else:
+            raise RuntimeError(f"head {type(head).__name__} is not part of the traced module")
+    return kept
+
+
 def dtype_fields(dtype: str) -> dict:
     """engine.json ``dtype`` (the stored matrices) and ``graph_dtype`` (the dtype the graph was
     traced in) of a bundle exported in ``dtype``."""
@@ -196,7 +234,7 @@ def dtype_fields(dtype: str) -> dict:
 
 def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
                         embedding_weight: torch.Tensor, *, ignore_tracer_warnings: bool = False,
-                        dtype: str = "fp32"):
+                        dtype: str = "fp32", float32_heads=()):
     """Trace ``module`` on ``example`` into ``out_dir``/model.pt.
 
     ``verify(loaded)`` gets the saved-and-reloaded module, raises on any
@@ -208,15 +246,17 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
 
     ``dtype`` bf16 or fp16 casts every floating-point parameter and buffer of the module to that
     dtype first, so the whole graph runs in it, as ``model.half()`` does in FlagReranker and
-    sentence-transformers; ``verify``'s eager references then run in it too.
+    sentence-transformers; ``verify``'s eager references then run in it too. ``float32_heads``
+    (submodules, e.g. the classifier) stay float32 and get their input cast (Float32Head).
 
     Returns (model path, embedding parameter name, verify's result).
     """
     install_row_scaled_embedding(module, embedding_weight)
     if dtype != "fp32":
+        kept = _install_float32_heads(module, float32_heads)
         with torch.no_grad():
             for tensor in [*module.parameters(), *module.buffers()]:
-                if tensor.is_floating_point():
+                if tensor.is_floating_point() and id(tensor) not in kept:
                     tensor.data = tensor.data.to(DTYPES[dtype][1])
     with quiet_transformers(), (warnings.catch_warnings() if ignore_tracer_warnings
                                 else contextlib.nullcontext()):

@@ -25,9 +25,9 @@ from transformers import (AutoConfig, AutoModelForSequenceClassification, XLMRob
                           XLMRobertaTokenizerFast)
 
 from models.common.bundle import embedding_scale_name
-from models.common.bundle import (TRACE_TOL, atomic_copy, check_lengths, compare_with_eager,
-                                  dtype_fields, encoder_architecture, FirstOutput,
-                                  hf_checkpoint_dir, manifest_header, random_batch,
+from models.common.bundle import (TRACE_TOL, atomic_copy, check_lengths, classifier_heads,
+                                  compare_with_eager, dtype_fields, encoder_architecture,
+                                  FirstOutput, hf_checkpoint_dir, manifest_header, random_batch,
                                   resolve_max_length, save_verified_trace, source_block,
                                   spread_weights, write_manifest, write_tiny_marker,
                                   xlmr_max_positions, xlmr_special_ids)
@@ -165,7 +165,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     model_path, emb_name, worst = save_verified_trace(
         wrapper, batch([11, 7]), out,
         lambda loaded: compare_with_eager(loaded, wrapper, batch, checks, check_output),
-        model.get_input_embeddings().weight, dtype=dtype)
+        model.get_input_embeddings().weight, dtype=dtype, float32_heads=classifier_heads(model))
 
     atomic_copy(spm_src, out / SPM_FILE)
     manifest = {

@@ -139,7 +139,7 @@ class YesLogit(nn.Module):
                            position_ids=position_ids, use_cache=False)[0]
         last = (mask * steps[None, :]).amax(dim=1)        # last real position, any padding
         rows = torch.ones_like(last).cumsum(0) - 1
-        score = hidden[rows, last].float() @ self.yes_row
+        score = hidden[rows, last].float() @ self.yes_row.float()  # in bf16/fp16 bundles too
         if self.yes_bias is not None:
             score = score + self.yes_bias
         if self.softcap is not None:

@@ -28,10 +28,10 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from models.common.bundle import embedding_scale_name
 from models.common.bundle import (TRACE_TOL, atomic_copy, atomic_write_bytes, check_lengths,
-                                  compare_with_eager, dtype_fields, encoder_architecture,
-                                  FirstOutput, manifest_header, resolve_max_length,
-                                  save_verified_trace, source_block, spread_weights,
-                                  write_manifest, write_tiny_marker)
+                                  classifier_heads, compare_with_eager, dtype_fields,
+                                  encoder_architecture, FirstOutput, manifest_header,
+                                  resolve_max_length, save_verified_trace, source_block,
+                                  spread_weights, write_manifest, write_tiny_marker)
 from models.common.wordpiece_vocab import read_vocab, write_vocab
 from models.structbert.checkpoint import (KINDS, MS_CONFIGURATION, VOCAB_FILE, Checkpoint,
                                           build_model, read_checkpoint)
@@ -179,7 +179,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     model_path, emb_name, worst = save_verified_trace(
         wrapper, batch([11, 7]), out,
         lambda loaded: compare_with_eager(loaded, wrapper, batch, checks, check_output),
-        model.get_input_embeddings().weight, dtype=dtype)
+        model.get_input_embeddings().weight, dtype=dtype, float32_heads=classifier_heads(model))
     atomic_copy(ck.path / VOCAB_FILE, out / VOCAB_FILE)
 
     architecture = encoder_architecture(cfg, model_type="bert")
