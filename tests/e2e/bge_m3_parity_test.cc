@@ -75,6 +75,48 @@ TEST_F(BgeM3ParityTest, EmbeddingsEqualFlagEmbeddingAt128) {
   expect_embeddings(reference_->at("max_length_128"), 128);
 }
 
+// The same checkpoint traced in bf16 (tools/export.py --dtype bf16): every output within bf16's
+// rounding of FlagEmbedding's fp32 ones, and the sparse weights of the same tokens.
+TEST_F(BgeM3ParityTest, ABf16GraphStaysCloseToFlagEmbedding) {
+  const nlohmann::json& texts = reference_->at("texts");
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    lines.push_back(nlohmann::json({{"id", i}, {"text", texts[i]}}).dump());
+  }
+  const auto outputs = testing::run_job(fixture_path("m3_tiny_bf16"), lines, "embed",
+                                        {"model.options.outputs=dense,sparse,colbert",
+                                         "task.max_length=512"},
+                                        dir_);
+  const nlohmann::json& expected = *reference_;
+  ASSERT_EQ(outputs.size(), expected.at("dense").size());
+  double dense_worst = 0, sparse_worst = 0, largest_weight = 1;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const auto& dense = outputs[i].at("dense");
+    ASSERT_EQ(dense.size(), expected.at("dense")[i].size());
+    for (size_t k = 0; k < dense.size(); ++k) {
+      dense_worst = std::max(dense_worst, std::abs(dense[k].get<double>() -
+                                                   expected.at("dense")[i][k].get<double>()));
+    }
+    const auto& reference = expected.at("lexical_weights")[i];
+    for (const auto& [token, weight] : outputs[i].at("sparse").items()) {
+      if (!reference.contains(token)) continue;
+      const double want = reference.at(token).get<double>();
+      sparse_worst = std::max(sparse_worst, std::abs(weight.get<double>() - want));
+      largest_weight = std::max(largest_weight, want);
+    }
+    EXPECT_EQ(outputs[i].at("colbert").size(), expected.at("colbert")[i].size());
+  }
+  std::cout << "bf16 graph: max |dense - FlagEmbedding fp32| = " << dense_worst
+            << ", max |sparse weight - FlagEmbedding fp32| = " << sparse_worst << " (largest "
+            << largest_weight << ")\n";
+  // Unit vectors of 32 dims: bf16 keeps 2-3 digits of each component; the lexical weights are
+  // relu outputs of any size, so relative to the largest.
+  EXPECT_LE(dense_worst, 0.05);
+  EXPECT_LE(sparse_worst, 0.05 * largest_weight);
+  const double worst = std::max(dense_worst, sparse_worst);
+  EXPECT_GT(worst, 0.0) << "the bf16 graph must actually run in bf16";
+}
+
 TEST_F(BgeM3ParityTest, ScoresEqualComputeScoreInEveryMode) {
   std::vector<std::string> lines;
   for (const auto& pair : reference_->at("pairs")) {

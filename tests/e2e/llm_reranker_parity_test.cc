@@ -85,6 +85,26 @@ TEST_F(LlmRerankerParityTest, ScoresEqualFlagLlmReranker) {
   }
 }
 
+// The same checkpoint traced in bf16: scores within bf16's rounding of FlagLLMReranker's fp32
+// ones (relative to the logits' size), and not equal to them.
+TEST_F(LlmRerankerParityTest, ABf16GraphStaysCloseToFlagLlmReranker) {
+  const auto& expected = reference_->at("scores").at("batch_size_1");
+  const std::string max_length =
+      "task.max_length=" + std::to_string(reference_->at("max_length").get<int>());
+  const auto outputs =
+      testing::run_job(fixture_path("llm_tiny_bf16"), score_records(), "score", {max_length}, dir_);
+  ASSERT_EQ(outputs.size(), expected.size());
+  double worst = 0, largest = 1;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    worst = std::max(worst, std::abs(outputs[i].at("score").get<double>() -
+                                     expected[i].get<double>()));
+    largest = std::max(largest, std::abs(expected[i].get<double>()));
+  }
+  std::cout << "bf16 graph: max |score - FlagLLMReranker fp32| = " << worst << "\n";
+  EXPECT_LE(worst, 0.05 * largest);
+  EXPECT_GT(worst, 0.0);
+}
+
 TEST_F(LlmRerankerParityTest, LeftAndRightPaddingGiveTheSameScores) {
   ModelConfig config;
   config.path = fixture_path("llm_tiny");

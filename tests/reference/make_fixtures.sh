@@ -42,7 +42,12 @@ $PY tests/reference/structbert_reference.py --checkpoint "$OUT/sbert_tiny/checkp
 $PY tools/export.py --family llm_reranker --tiny --out "$OUT/llm_tiny"
 $PY tests/reference/llm_reranker_reference.py --checkpoint "$OUT/llm_tiny/checkpoint" \
   --out "$OUT/llm_reranker_256.json" --max-length 256
-# The same reranker stored in bf16, for lean loading.
+# BGE-M3 and the LLM reranker traced in bf16 (tools/export.py --dtype: graph_dtype bfloat16).
+$PY tools/export.py --family bge_m3 --checkpoint "$OUT/m3_tiny/checkpoint" \
+  --out "$OUT/m3_tiny_bf16" --dtype bf16
+$PY tools/export.py --family llm_reranker --checkpoint "$OUT/llm_tiny/checkpoint" \
+  --out "$OUT/llm_tiny_bf16" --dtype bf16
+# The same reranker traced in bf16, for lean loading.
 $PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoint" \
   --out "$OUT/xlmr_tiny_bf16" --dtype bf16
 # The same reranker with its embedding table stored apart in int8 (mapped by the engine).
