@@ -32,9 +32,9 @@ bf16-int8, the pairs --set overrides (e.g. a compute path being tried).
 Every peer gets the items sorted by length, longest first, in batches of --batch-size padded to
 the longest in the batch, tokenized by the checkpoint's HF tokenizer (max_length 512,
 truncation), warms up on one batch, and is timed from texts to scores. The engine batches by
-itself (sorted by length, padded to a multiple of 8); its time is its summary's seconds minus
-those of a run on an empty input, both warmed up by memory.warmup, so neither model loading nor
-the warm-up counts.
+itself (sorted by length, cut where the length drops, padded to a multiple of 8); its time is its
+summary's seconds less its warm-up pass (memory.warmup, the summary's warmup_seconds), minus the
+same for a run on an empty input, so neither model loading nor the warm-up counts.
 """
 
 from __future__ import annotations
@@ -255,7 +255,10 @@ def engine_rows(part: Part, bundle: Path, work: Path, inputs: Path, empty: Path,
             row.skipped = str(error)
             rows.append(row)
             continue
-        row.seconds = max(full.summary["seconds"] - idle.summary["seconds"], 1e-6)
+        # The warm-up pass (the model's first call, whose time varies from run to run) is left
+        # out of both; what remains of the empty run is the cost of a job around no records.
+        busy = lambda run: run.summary["seconds"] - run.summary.get("warmup_seconds", 0.0)
+        row.seconds = max(busy(full) - busy(idle), 1e-6)
         row.peak_rss = full.peak_rss
         row.scores = ([r["dense"] for r in full.records] if part.kind == "embed"
                       else full.scores)

@@ -121,9 +121,10 @@ def notes() -> list[str]:
         "Every peer scores the items sorted by length, longest first, in batches padded to the "
         "longest in the batch, with the checkpoint's HF tokenizer, after one warm-up batch, "
         "timed from texts to scores (tokenization included, model loading not). The engine "
-        "batches by itself the same way (padding to a multiple of 8); its time is its summary's "
-        "seconds minus those of the same command on an empty input, both warmed up by "
-        "memory.warmup (the longest shape in a full batch), so loading and warm-up do not "
+        "batches by itself (sorted by length, cut where the length drops, padding to a "
+        "multiple of 8); its time is its summary's seconds less its warm-up pass "
+        "(memory.warmup: the longest shape in a full batch; the summary's warmup_seconds), "
+        "minus the same for the command on an empty input, so loading and warm-up do not "
         "count. FlagEmbedding's compute_score and encode run their longest batch once more "
         "first, to probe the batch size; that forward is inside the timed call, as users pay "
         "it, and the notes give its share.", "",

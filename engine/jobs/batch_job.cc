@@ -1,6 +1,7 @@
 #include "engine/jobs/batch_job.h"
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <optional>
 
@@ -114,7 +115,12 @@ class JobRunner {
 
   JobSummary run() {
     memory_.reset_peak();
-    if (config_.memory.warmup) warm_up();
+    if (config_.memory.warmup) {
+      const auto start = std::chrono::steady_clock::now();
+      warm_up();
+      summary_.warmup_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
     InputRange range = part_.range;
     const std::optional<Checkpoint> resumed = resume_point();
     if (resumed) {

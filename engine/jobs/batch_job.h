@@ -27,6 +27,7 @@ struct JobSummary {
   int64_t real_tokens = 0;
   int64_t padded_tokens = 0;
   double seconds = 0;
+  double warmup_seconds = 0;  // of `seconds`, the memory.warmup pass's (the model's first call)
   MemoryStats memory;
   int64_t forward_passes = 0;
   int64_t out_of_memory = 0;   // errors recovered from by splitting the batch

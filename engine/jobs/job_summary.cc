@@ -44,6 +44,7 @@ bool is_peak(int64_t MemoryStats::*field) {
 void add_summary(JobSummary& total, const JobSummary& part) {
   for (const auto& [name, field] : kCounts) total.*field += part.*field;
   total.seconds += part.seconds;
+  total.warmup_seconds += part.warmup_seconds;
   total.peak_resident = std::max(total.peak_resident, part.peak_resident);
   for (const auto& [name, field] : kMemory) {
     total.memory.*field =
@@ -55,6 +56,7 @@ JobSummary summary_from_json(const nlohmann::json& json) {
   JobSummary summary;
   for (const auto& [name, field] : kCounts) summary.*field = json.value(name, int64_t{0});
   summary.seconds = json.value("seconds", 0.0);
+  summary.warmup_seconds = json.value("warmup_seconds", 0.0);
   summary.peak_resident = json.value("peak_resident", int64_t{0});
   const nlohmann::json memory = json.value("memory", nlohmann::json::object());
   for (const auto& [name, field] : kMemory) summary.memory.*field = memory.value(name, int64_t{0});
@@ -62,7 +64,9 @@ JobSummary summary_from_json(const nlohmann::json& json) {
 }
 
 nlohmann::json summary_json(const JobSummary& summary) {
-  nlohmann::json json = {{"seconds", summary.seconds}, {"peak_resident", summary.peak_resident}};
+  nlohmann::json json = {{"seconds", summary.seconds},
+                         {"warmup_seconds", summary.warmup_seconds},
+                         {"peak_resident", summary.peak_resident}};
   for (const auto& [name, field] : kCounts) json[name] = summary.*field;
   nlohmann::json& memory = json["memory"];
   for (const auto& [name, field] : kMemory) memory[name] = summary.memory.*field;

@@ -1,8 +1,8 @@
 // The TorchScript loader: the only place that knows the bundle's model is a torch.jit archive.
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
-#include <fstream>
 #include <optional>
 
 #include <ATen/Config.h>
@@ -16,6 +16,7 @@
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/pass_manager.h>
+#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include "engine/common/error.h"
@@ -84,7 +85,8 @@ class FusionScope {
 // with a following GELU folded into it as a post-op. The input and bias are cast to the weight's
 // dtype first, as autocast would cast them (a no-op when they match), since oneDNN's primitive
 // does not cast. Every call of a shape then runs the same kernel: the bits of a batch do not
-// depend on what ran before it, unlike oneDNN Graph fusion (FusionScope).
+// depend on what ran before it, unlike oneDNN Graph fusion (FusionScope). Traced graphs are flat
+// once inlined, so only the top block is searched. Returns how many layers it rewrote.
 int route_linear_through_onednn(torch::jit::Graph& graph) {
   const c10::Symbol pointwise = c10::Symbol::fromQualString("mkldnn::_linear_pointwise");
   torch::jit::Inline(graph);
@@ -227,7 +229,9 @@ class TorchScriptModel : public Model {
       module_ = torch::jit::freeze(module_, std::nullopt, /*optimize_numerics=*/true);
       frozen_ = true;
 #if AT_MKLDNN_ENABLED()
-      if (device_.is_cpu() && !autocast_) {
+      // fp32 only: the bf16 Gemma graph fails in oneDNN Graph ("could not add op to the
+      // graph"), and bf16 XLM-R gained nothing from it (docs/speed.md).
+      if (device_.is_cpu() && dtype_ == c10::kFloat) {
         register_onednn_fusion();
         fuse_ = true;
       }
@@ -237,8 +241,9 @@ class TorchScriptModel : public Model {
     if (graph_ == GraphMode::kOneDnn && device_.is_cpu() && onednn_linear_runs(dtype_)) {
       torch::jit::GraphFunction& forward =
           torch::jit::toGraphFunction(module_.get_method("forward").function());
-      route_linear_through_onednn(*forward.graph());
+      const int layers = route_linear_through_onednn(*forward.graph());
       forward.clear_optimized_graphs();
+      spdlog::debug("model.graph onednn: {} linear layers run as oneDNN primitives", layers);
     }
   }
 
