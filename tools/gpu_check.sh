@@ -672,7 +672,7 @@ runs, bundle = Path(sys.argv[1]), Path(sys.argv[2])
 arch = json.loads((bundle / "engine.json").read_text())["architecture"]
 H, layers, I = arch["hidden_size"], arch["num_layers"], arch["intermediate_size"]
 rows = []
-for summary_path in sorted(runs.glob("bench-*.summary.json")):
+for summary_path in sorted(runs.glob("bench-*.summary.json"), key=lambda p: p.stat().st_mtime):
     name = summary_path.name[len("bench-"):-len(".summary.json")]
     s = json.loads(summary_path.read_text())
     t0, t1, rc = (runs / f"bench-{name}.wall").read_text().split()
