@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <exception>
 #include <filesystem>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/batching/length_bucketer.h"
+#include "engine/common/bounded_queue.h"
 #include "engine/common/error.h"
 #include "engine/common/failpoint.h"
 #include "engine/io/checkpoint.h"
@@ -15,11 +19,11 @@
 #include "engine/io/jsonl_writer.h"
 #include "engine/io/records.h"
 #include "engine/jobs/guarded_runner.h"
+#include "engine/jobs/job_identity.h"
 #include "engine/jobs/progress.h"
 #include "engine/memory/batch_controller.h"
 #include "engine/memory/cache_policy.h"
 #include "engine/runtime/model_bundle.h"
-#include "engine/jobs/job_identity.h"
 
 namespace engine {
 namespace {
@@ -43,6 +47,13 @@ struct PendingRecord {
 struct Window {
   std::vector<PendingRecord> records;
   std::vector<std::pair<size_t, size_t>> sequences;  // (record, index in its plan)
+};
+
+// A window as it moves down the pipeline, with where the reader stood after its last line (where
+// a run resumed from its checkpoint goes on).
+struct StagedWindow {
+  Window window;
+  InputPosition next;
 };
 
 void add_line(Window& window, const InputLine& line, TaskKind kind, const FamilyAdapter& adapter) {
@@ -97,8 +108,7 @@ int64_t lines_of(const Config& config, const JobPart& part) {
 
 class JobRunner {
  public:
-  JobRunner(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
-            const JobPart& part)
+  JobRunner(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory, const JobPart& part)
       : config_(config),
         adapter_(adapter),
         memory_(memory),
@@ -115,6 +125,8 @@ class JobRunner {
 
   JobSummary run() {
     memory_.reset_peak();
+    // A checkpoint of another job is refused before the warm-up, not after it.
+    const std::optional<Checkpoint> resumed = resume_point();
     if (config_.memory.warmup) {
       const auto start = std::chrono::steady_clock::now();
       warm_up();
@@ -122,7 +134,6 @@ class JobRunner {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     InputRange range = part_.range;
-    const std::optional<Checkpoint> resumed = resume_point();
     if (resumed) {
       range.lines -= resumed->next_line - range.first_line;
       progress_.set_total(range.lines);
@@ -132,20 +143,8 @@ class JobRunner {
     JsonlReader reader(config_.io.input_path, config_.io.max_line_bytes, range);
     JsonlWriter writer(part_.output_path, resumed ? resumed->output_bytes : 0);
     if (part_.on_window) part_.on_window(summary_.records);
-    InputLine line;
-    Window window;
-    InputPosition before{reader.next_line_number(), reader.offset()};
-    while (reader.next(line)) {
-      failpoint_at_line(line.number);
-      // A block starts a window of its own: see JobConfig::block_lines.
-      if ((line.number - 1) % config_.job.block_lines == 0) finish_window(window, writer, before);
-      add_line(window, line, config_.task.kind, adapter_);
-      before = {reader.next_line_number(), reader.offset()};
-      if (window.sequences.size() >= static_cast<size_t>(config_.batching.window)) {
-        finish_window(window, writer, before);
-      }
-    }
-    finish_window(window, writer, before);
+    records_scored_ = summary_.records;
+    run_pipeline(reader, writer);
     // The checkpoint goes first: killed in between, the job starts this part over, where a
     // checkpoint beside a finished output would name a partial file that is gone.
     writer.sync();
@@ -156,6 +155,7 @@ class JobRunner {
     // Each batch resets the allocator's peak to measure itself; the job's peak is the highest.
     summary_.memory.peak_allocated =
         std::max(summary_.memory.peak_allocated, guarded_.stats().peak_allocated);
+    summary_.model_seconds = model_seconds_;
     summary_.forward_passes = guarded_.stats().forward_passes;
     summary_.out_of_memory = guarded_.stats().out_of_memory;
     summary_.budget_splits = guarded_.stats().splits_before;
@@ -180,9 +180,9 @@ class JobRunner {
         plan.begin(), plan.end(),
         [](const auto& a, const auto& b) { return a.encoding.size() < b.encoding.size(); });
     const size_t length = padded_length(longest->encoding.size(), limits_);
-    const size_t count = std::clamp<size_t>(
-        static_cast<size_t>(limits_.max_tokens) / std::max<size_t>(length, 1), 1,
-        limits_.max_batch_size);
+    const size_t count =
+        std::clamp<size_t>(static_cast<size_t>(limits_.max_tokens) / std::max<size_t>(length, 1), 1,
+                           limits_.max_batch_size);
     const BatchOutcome outcome =
         guarded_.run(std::vector<const Encoding*>(count, &longest->encoding));
     const bool fits = std::all_of(outcome.errors.begin(), outcome.errors.end(),
@@ -223,26 +223,98 @@ class JobRunner {
     return checkpoint;
   }
 
-  void finish_window(Window& window, JsonlWriter& writer, const InputPosition& next) {
-    if (window.records.empty()) return;
-    score_window(window);
-    for (const PendingRecord& pending : window.records) writer.write(output_of(pending));
-    window = Window();
-    cache_.after_request();
-    if (!part_.checkpoint_path.empty()) {
-      writer.sync();
-      Checkpoint checkpoint;
-      checkpoint.identity = part_.identity;
-      checkpoint.range = part_.range;
-      checkpoint.next_line = next.line;
-      checkpoint.next_offset = next.offset;
-      checkpoint.output_bytes = writer.bytes_written();
-      checkpoint.records = summary_.records;
-      checkpoint.error_records = summary_.error_records;
-      checkpoint.pairs = summary_.pairs;
-      write_checkpoint(part_.checkpoint_path, checkpoint);
+  // Three stages, so that the model never waits for the input or the output: a thread reads
+  // and tokenizes the next window while this one scores the current window, and another thread
+  // writes and checkpoints the window before it. One window waits between two stages at most,
+  // so a window's results are held twice at most (scored and being written). The first stage to
+  // fail stops the others; windows scored before the failure are still written.
+  void run_pipeline(JsonlReader& reader, JsonlWriter& writer) {
+    BoundedQueue<StagedWindow> read(1), scored(1);
+    std::mutex failure_mutex;
+    std::exception_ptr failure;
+    const auto fail = [&](std::exception_ptr error) {
+      const std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::move(error);
+    };
+    std::thread reading([&] {
+      try {
+        read_windows(reader, read);
+      } catch (...) {
+        fail(std::current_exception());
+      }
+      read.close();
+    });
+    std::thread writing([&] {
+      try {
+        write_windows(writer, scored);
+      } catch (...) {
+        fail(std::current_exception());
+        scored.close();  // the model stage's next hand-over fails, and so it stops
+        read.close();
+      }
+    });
+    try {
+      while (std::optional<StagedWindow> staged = read.pop()) {
+        score_window(staged->window);
+        cache_.after_request();
+        if (!scored.push(std::move(*staged))) break;
+      }
+    } catch (...) {
+      fail(std::current_exception());
+      read.close();
     }
-    if (part_.on_window) part_.on_window(summary_.records);
+    scored.close();
+    reading.join();
+    writing.join();
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  // Windows of at most batching.window sequences that never straddle a block (JobConfig).
+  void read_windows(JsonlReader& reader, BoundedQueue<StagedWindow>& queue) {
+    InputLine line;
+    StagedWindow staged;
+    const auto hand_over = [&] {
+      if (staged.window.records.empty()) return true;
+      const bool taken = queue.push(std::move(staged));
+      staged = StagedWindow();
+      return taken;
+    };
+    staged.next = {reader.next_line_number(), reader.offset()};
+    while (reader.next(line)) {
+      if ((line.number - 1) % config_.job.block_lines == 0 && !hand_over()) return;
+      add_line(staged.window, line, config_.task.kind, adapter_);
+      staged.next = {reader.next_line_number(), reader.offset()};
+      if (staged.window.sequences.size() >= static_cast<size_t>(config_.batching.window) &&
+          !hand_over()) {
+        return;
+      }
+    }
+    hand_over();
+  }
+
+  void write_windows(JsonlWriter& writer, BoundedQueue<StagedWindow>& queue) {
+    while (std::optional<StagedWindow> staged = queue.pop()) {
+      // A failpoint kills the job where it would have reached the line: every window before it
+      // written and checkpointed, nothing of its own window written.
+      for (const PendingRecord& pending : staged->window.records) failpoint_at_line(pending.line);
+      for (const PendingRecord& pending : staged->window.records) {
+        writer.write(output_of(pending));
+      }
+      if (!part_.checkpoint_path.empty()) {
+        writer.sync();
+        Checkpoint checkpoint;
+        checkpoint.identity = part_.identity;
+        checkpoint.range = part_.range;
+        checkpoint.next_line = staged->next.line;
+        checkpoint.next_offset = staged->next.offset;
+        checkpoint.output_bytes = writer.bytes_written();
+        checkpoint.records = summary_.records;
+        checkpoint.error_records = summary_.error_records;
+        checkpoint.pairs = summary_.pairs;
+        write_checkpoint(part_.checkpoint_path, checkpoint);
+      }
+      if (part_.on_window) part_.on_window(summary_.records);
+    }
   }
 
   void score_window(Window& window) {
@@ -258,7 +330,10 @@ class JobRunner {
         const auto [record, index] = window.sequences[sequence];
         batch.push_back(&window.records[record].plan[index].encoding);
       }
+      const auto start = std::chrono::steady_clock::now();
       BatchOutcome outcome = guarded_.run(batch);
+      model_seconds_ +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       for (size_t i = 0; i < batch.size(); ++i) {
         const auto [record, index] = window.sequences[plan.indices[i]];
         PendingRecord& pending = window.records[record];
@@ -272,11 +347,12 @@ class JobRunner {
       summary_.real_tokens += static_cast<int64_t>(plan.real_tokens);
       summary_.padded_tokens += static_cast<int64_t>(plan.padded_tokens());
       scored += batch.size();
-      progress_.update(static_cast<double>(summary_.records - summary_.resumed_records) +
+      progress_.update(static_cast<double>(records_scored_ - summary_.resumed_records) +
                        static_cast<double>(window.records.size() * scored) /
                            static_cast<double>(window.sequences.size()));
     }
     summary_.sequences += static_cast<int64_t>(window.sequences.size());
+    records_scored_ += static_cast<int64_t>(window.records.size());
   }
 
   OutputRecord output_of(const PendingRecord& pending) {
@@ -299,7 +375,10 @@ class JobRunner {
   BatchController controller_;
   CachePolicy cache_;
   GuardedRunner guarded_;
+  // The writing stage owns summary_'s record and pair counts; the model stage the rest, and these.
   JobSummary summary_;
+  int64_t records_scored_ = 0;
+  double model_seconds_ = 0;
 };
 
 }  // namespace
@@ -314,6 +393,5 @@ JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMem
                          const JobPart& part) {
   return JobRunner(config, adapter, memory, part).run();
 }
-
 
 }  // namespace engine

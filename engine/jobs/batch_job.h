@@ -3,6 +3,7 @@
 // budget, scored, and put back with their records. Windows never straddle a block of
 // job.block_lines lines, so a block's output does not depend on where the run started; after
 // every window the output is synced and a checkpoint written, so a killed run goes on from there.
+// Reading and tokenizing, the model, and writing are three threads, a window apart.
 #pragma once
 
 #include <cstdint>
@@ -28,12 +29,15 @@ struct JobSummary {
   int64_t padded_tokens = 0;
   double seconds = 0;
   double warmup_seconds = 0;  // of `seconds`, the memory.warmup pass's (the model's first call)
+  // Of `seconds` after the warm-up, how long the model stage ran batches; reading, tokenizing and
+  // writing run on threads of their own beside it (the rest is the model waiting for them).
+  double model_seconds = 0;
   MemoryStats memory;
   int64_t forward_passes = 0;
-  int64_t out_of_memory = 0;   // errors recovered from by splitting the batch
-  int64_t budget_splits = 0;   // batches split before running because of memory.budget
+  int64_t out_of_memory = 0;  // errors recovered from by splitting the batch
+  int64_t budget_splits = 0;  // batches split before running because of memory.budget
   int64_t cache_emptied = 0;
-  int64_t peak_resident = 0;   // the process's resident peak (VmHWM), load included
+  int64_t peak_resident = 0;  // the process's resident peak (VmHWM), load included
   // Of records and pairs above, how many a run before a restart had written already.
   int64_t resumed_records = 0;
   int64_t resumed_pairs = 0;
@@ -41,10 +45,10 @@ struct JobSummary {
 
 // One piece of a job: which lines to read, where to write them, where to checkpoint.
 struct JobPart {
-  InputRange range;               // the whole input by default
-  std::string output_path;        // written as <output_path>.partial, renamed when complete
-  std::string checkpoint_path;    // empty: no checkpoints
-  nlohmann::json identity;        // recorded in checkpoints; a checkpoint of another is refused
+  InputRange range;             // the whole input by default
+  std::string output_path;      // written as <output_path>.partial, renamed when complete
+  std::string checkpoint_path;  // empty: no checkpoints
+  nlohmann::json identity;      // recorded in checkpoints; a checkpoint of another is refused
   // Called after every window with the records of this part written so far.
   std::function<void(int64_t records)> on_window;
 };

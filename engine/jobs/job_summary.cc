@@ -45,6 +45,7 @@ void add_summary(JobSummary& total, const JobSummary& part) {
   for (const auto& [name, field] : kCounts) total.*field += part.*field;
   total.seconds += part.seconds;
   total.warmup_seconds += part.warmup_seconds;
+  total.model_seconds += part.model_seconds;
   total.peak_resident = std::max(total.peak_resident, part.peak_resident);
   for (const auto& [name, field] : kMemory) {
     total.memory.*field =
@@ -57,6 +58,7 @@ JobSummary summary_from_json(const nlohmann::json& json) {
   for (const auto& [name, field] : kCounts) summary.*field = json.value(name, int64_t{0});
   summary.seconds = json.value("seconds", 0.0);
   summary.warmup_seconds = json.value("warmup_seconds", 0.0);
+  summary.model_seconds = json.value("model_seconds", 0.0);
   summary.peak_resident = json.value("peak_resident", int64_t{0});
   const nlohmann::json memory = json.value("memory", nlohmann::json::object());
   for (const auto& [name, field] : kMemory) summary.memory.*field = memory.value(name, int64_t{0});
@@ -66,6 +68,7 @@ JobSummary summary_from_json(const nlohmann::json& json) {
 nlohmann::json summary_json(const JobSummary& summary) {
   nlohmann::json json = {{"seconds", summary.seconds},
                          {"warmup_seconds", summary.warmup_seconds},
+                         {"model_seconds", summary.model_seconds},
                          {"peak_resident", summary.peak_resident}};
   for (const auto& [name, field] : kCounts) json[name] = summary.*field;
   nlohmann::json& memory = json["memory"];
@@ -91,6 +94,12 @@ void log_summary(const JobSummary& summary, const std::string& memory_name, Task
       "{:.1f}%",
       static_cast<double>(summary.pairs - summary.resumed_pairs) / seconds, unit,
       static_cast<double>(summary.real_tokens) / seconds, summary.batches, padding);
+  const double after_warmup = summary.seconds - summary.warmup_seconds;
+  if (summary.batches > 0 && after_warmup > 0) {
+    spdlog::info("model busy {:.1f}% of the time after the warm-up ({:.2f} of {:.2f} s)",
+                 100.0 * std::min(summary.model_seconds / after_warmup, 1.0), summary.model_seconds,
+                 after_warmup);
+  }
   spdlog::info("peak memory: {} allocated, {} reserved on {}; process resident peak {}",
                format_bytes(summary.memory.peak_allocated),
                format_bytes(summary.memory.peak_reserved), memory_name,

@@ -35,6 +35,8 @@ struct SequenceResult {
   std::vector<float> token_vectors;  // [tokens x hidden], row-major
 };
 
+// The batch job calls plan() and finish() on threads of their own while run() runs (batch_job.h):
+// they must not change the adapter.
 class FamilyAdapter {
  public:
   virtual ~FamilyAdapter() = default;

@@ -1,26 +1,25 @@
 // The TorchScript loader: the only place that knows the bundle's model is a torch.jit archive.
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <mutex>
 #include <optional>
 
 #include <ATen/Config.h>
 #include <ATen/autocast_mode.h>
-#include <ATen/core/dispatch/Dispatcher.h>
+#include <spdlog/spdlog.h>
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/api/module.h>
 #include <torch/csrc/jit/codegen/onednn/interface.h>
 #include <torch/csrc/jit/ir/ir.h>
-#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <torch/csrc/jit/passes/freeze_module.h>
 #include <torch/csrc/jit/passes/inliner.h>
 #include <torch/csrc/jit/passes/pass_manager.h>
-#include <spdlog/spdlog.h>
 #include <torch/script.h>
 
 #include "engine/common/error.h"
 #include "engine/common/sha256.h"
+#include "engine/runtime/cpu_attention.h"
+#include "engine/runtime/graph_rewrites.h"
 #include "engine/runtime/model.h"
 
 namespace engine {
@@ -79,89 +78,6 @@ class FusionScope {
   bool previous_;
 };
 
-// LibTorch runs an fp32 aten::linear through MKL's sgemm, at under half of what oneDNN reaches on
-// the same CPU (docs/speed.md); oneDNN's linear primitive takes the same dense weights. This pass
-// replaces each aten::linear of the graph, before it first runs, by mkldnn::_linear_pointwise,
-// with a following GELU folded into it as a post-op. The input and bias are cast to the weight's
-// dtype first, as autocast would cast them (a no-op when they match), since oneDNN's primitive
-// does not cast. Every call of a shape then runs the same kernel: the bits of a batch do not
-// depend on what ran before it, unlike oneDNN Graph fusion (FusionScope). Traced graphs are flat
-// once inlined, so only the top block is searched. Returns how many layers it rewrote.
-int route_linear_through_onednn(torch::jit::Graph& graph) {
-  const c10::Symbol pointwise = c10::Symbol::fromQualString("mkldnn::_linear_pointwise");
-  torch::jit::Inline(graph);
-  std::vector<torch::jit::Node*> linears;
-  for (torch::jit::Node* node : graph.nodes()) {
-    if (node->kind() == c10::aten::linear) linears.push_back(node);
-  }
-  for (torch::jit::Node* linear : linears) {
-    torch::jit::Value* result = linear->output();
-    torch::jit::Node* gelu = nullptr;
-    std::optional<c10::IValue> approximate;
-    if (result->uses().size() == 1 && result->uses()[0].user->kind() == c10::aten::gelu &&
-        result->uses()[0].offset == 0) {
-      approximate = torch::jit::toIValue(result->uses()[0].user->input(1));
-      if (approximate && approximate->isString()) gelu = result->uses()[0].user;
-    }
-    torch::jit::WithInsertPoint insert_point(linear);
-    torch::jit::Value* weight = linear->input(1);
-    torch::jit::Value* input = graph.insert(c10::aten::type_as, {linear->input(0), weight});
-    torch::jit::Value* bias = linear->input(2);
-    if (!bias->type()->cast<c10::NoneType>()) {
-      bias = graph.insert(c10::aten::type_as, {bias, weight});
-    }
-    torch::jit::Value* scalars =
-        graph.insertNode(graph.createList(c10::OptionalType::create(c10::NumberType::get()), {}))
-            ->output();
-    torch::jit::Value* fused = nullptr;
-    if (gelu != nullptr) {
-      fused = graph.insert(pointwise, {input, weight, bias, std::string("gelu"), scalars,
-                                       approximate->toStringRef()});
-      gelu->output()->replaceAllUsesWith(fused);
-      gelu->destroy();
-    } else {
-      fused = graph.insert(pointwise,
-                           {input, weight, bias, std::string("none"), scalars, c10::IValue()});
-    }
-    result->replaceAllUsesWith(fused);
-    linear->destroy();
-  }
-  torch::jit::EliminateDeadCode(graph.block());
-  return static_cast<int>(linears.size());
-}
-
-// Whether oneDNN's linear primitive runs `dtype` on this CPU (bf16 and fp16 need ISA support that
-// oneDNN checks when the primitive is made); asked once per dtype.
-bool onednn_linear_runs(c10::ScalarType dtype) {
-#if AT_MKLDNN_ENABLED()
-  static std::mutex mutex;
-  static std::map<c10::ScalarType, bool> answers;
-  const std::lock_guard<std::mutex> lock(mutex);
-  const auto known = answers.find(dtype);
-  if (known != answers.end()) return known->second;
-  bool runs = false;
-  try {
-    const c10::OperatorHandle op =
-        c10::Dispatcher::singleton().findSchemaOrThrow("mkldnn::_linear_pointwise", "");
-    torch::jit::Stack stack{at::ones({2, 16}, at::TensorOptions().dtype(dtype)),
-                            at::ones({4, 16}, at::TensorOptions().dtype(dtype)),
-                            c10::IValue(),
-                            std::string("none"),
-                            c10::List<std::optional<at::Scalar>>(),
-                            c10::IValue()};
-    op.callBoxed(stack);
-    runs = stack.size() == 1 && stack[0].isTensor() && stack[0].toTensor().size(1) == 4;
-  } catch (const std::exception&) {
-    runs = false;
-  }
-  answers.emplace(dtype, runs);
-  return runs;
-#else
-  (void)dtype;
-  return false;
-#endif
-}
-
 class TorchScriptModel : public Model {
  public:
   TorchScriptModel(torch::jit::Module module, c10::Device device, c10::ScalarType dtype,
@@ -211,7 +127,8 @@ class TorchScriptModel : public Model {
       }
       return result;
     }
-    for (const auto& item : module_.named_parameters(true)) result.emplace_back(item.name, item.value);
+    for (const auto& item : module_.named_parameters(true))
+      result.emplace_back(item.name, item.value);
     for (const auto& item : module_.named_buffers(true)) result.emplace_back(item.name, item.value);
     return result;
   }
@@ -222,8 +139,9 @@ class TorchScriptModel : public Model {
   // passes can fold and pre-transpose them; on the CPU, with the graph in its own dtype (no
   // autocast at run time, under which the fused partitions were measured slower), the matrix
   // products and the element-wise work around them run as oneDNN Graph partitions.
-  // kOneDnn: the linear layers become oneDNN primitives (route_linear_through_onednn), where
-  // oneDNN runs this dtype on this CPU. docs/speed.md has the measurements behind both.
+  // kOneDnn: the linear layers become oneDNN primitives where oneDNN runs this dtype on this CPU,
+  // and in bf16 attention runs the engine's kernel (graph_rewrites.h). docs/speed.md has the
+  // measurements behind both.
   void prepare_for_inference() override {
     if (graph_ == GraphMode::kFused) {
       module_ = torch::jit::freeze(module_, std::nullopt, /*optimize_numerics=*/true);
@@ -238,13 +156,21 @@ class TorchScriptModel : public Model {
 #endif
       return;
     }
-    if (graph_ == GraphMode::kOneDnn && device_.is_cpu() && onednn_linear_runs(dtype_)) {
-      torch::jit::GraphFunction& forward =
-          torch::jit::toGraphFunction(module_.get_method("forward").function());
+    if (graph_ != GraphMode::kOneDnn || !device_.is_cpu()) return;
+    torch::jit::GraphFunction& forward =
+        torch::jit::toGraphFunction(module_.get_method("forward").function());
+    if (onednn_linear_runs(dtype_)) {
       const int layers = route_linear_through_onednn(*forward.graph());
-      forward.clear_optimized_graphs();
       spdlog::debug("model.graph onednn: {} linear layers run as oneDNN primitives", layers);
     }
+    // ENGINE_ATTENTION=aten keeps ATen's attention, for measuring the kernel against it.
+    const char* attention = std::getenv("ENGINE_ATTENTION");
+    const bool keep_aten = attention != nullptr && std::string(attention) == "aten";
+    if (dtype_ == c10::kBFloat16 && padded_attention_kernel_available() && !keep_aten) {
+      const int layers = route_attention_through_engine(*forward.graph());
+      spdlog::debug("model.graph onednn: {} attention layers run the engine's bf16 kernel", layers);
+    }
+    forward.clear_optimized_graphs();
   }
 
   // Casts floating-point parameters and buffers one at a time: Module::to(dtype) would also cast
@@ -290,8 +216,7 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptio
                      manifest.directory, manifest.model_format);
   const std::string path = manifest.model_path();
   check<ConfigError>(std::filesystem::is_regular_file(path),
-                     "model file '{}' is missing; re-export the bundle with tools/export.py",
-                     path);
+                     "model file '{}' is missing; re-export the bundle with tools/export.py", path);
   if (options.verify_checksum) {
     const std::string actual = file_sha256(path);
     check<ConfigError>(actual == manifest.model_sha256,
@@ -306,8 +231,8 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptio
   } catch (const std::exception& error) {
     std::string message = error.what();
     message = message.substr(0, message.find('\n'));
-    throw ConfigError(fmt::format("model file '{}' cannot be loaded as TorchScript: {}", path,
-                                  message));
+    throw ConfigError(
+        fmt::format("model file '{}' cannot be loaded as TorchScript: {}", path, message));
   }
   module.eval();
   auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device, options.dtype,

@@ -118,7 +118,8 @@ TEST(CheckpointTest, RoundTripsAndIsReplacedAtomically) {
   EXPECT_EQ(read->error_records, 2);
   EXPECT_EQ(read->pairs, 18);
   size_t files = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(dir.root())) files += !!entry.is_regular_file();
+  for (const auto& entry : std::filesystem::directory_iterator(dir.root()))
+    files += !!entry.is_regular_file();
   EXPECT_EQ(files, 1u) << "nothing is left beside it";
 }
 
@@ -187,6 +188,7 @@ TEST(JobSummaryTest, PiecesAddUpAndSurviveTheirJson) {
   part.pairs = 62;
   part.batches = 3;
   part.seconds = 1.5;
+  part.model_seconds = 1.25;
   part.resumed_records = 10;
   part.peak_resident = 300;
   part.memory.peak_allocated = 1000;
@@ -197,6 +199,7 @@ TEST(JobSummaryTest, PiecesAddUpAndSurviveTheirJson) {
   EXPECT_EQ(copy.pairs, 62);
   EXPECT_EQ(copy.batches, 3);
   EXPECT_DOUBLE_EQ(copy.seconds, 1.5);
+  EXPECT_DOUBLE_EQ(copy.model_seconds, 1.25);
   EXPECT_EQ(copy.resumed_records, 10);
   EXPECT_EQ(copy.peak_resident, 300);
   EXPECT_EQ(copy.memory.peak_allocated, 1000);
@@ -211,6 +214,7 @@ TEST(JobSummaryTest, PiecesAddUpAndSurviveTheirJson) {
   EXPECT_EQ(total.records, 128);
   EXPECT_EQ(total.error_records, 4);
   EXPECT_DOUBLE_EQ(total.seconds, 3.0);
+  EXPECT_DOUBLE_EQ(total.model_seconds, 2.5);
   EXPECT_EQ(total.memory.peak_allocated, 1000) << "peaks: the larger";
   EXPECT_EQ(total.peak_resident, 500);
 }

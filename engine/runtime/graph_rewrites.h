@@ -1,0 +1,26 @@
+// Rewrites of a TorchScript graph before it first runs (model.graph: onednn, on the CPU): the same
+// computation, routed to faster kernels than ATen's defaults on this hardware. docs/speed.md has
+// the measurements behind each.
+#pragma once
+
+#include <c10/core/ScalarType.h>
+
+namespace torch::jit {
+struct Graph;
+}  // namespace torch::jit
+
+namespace engine {
+
+// Each aten::linear becomes mkldnn::_linear_pointwise, a following GELU folded in. Returns how
+// many it rewrote.
+int route_linear_through_onednn(torch::jit::Graph& graph);
+
+// Whether oneDNN's linear primitive runs `dtype` on this CPU; asked once per dtype.
+bool onednn_linear_runs(c10::ScalarType dtype);
+
+// Each aten::scaled_dot_product_attention without dropout, causal masking or grouped heads becomes
+// engine::padded_attention (cpu_attention.h), which runs its own kernel for bf16 with a
+// key-padding mask and ATen's otherwise. Returns how many it rewrote.
+int route_attention_through_engine(torch::jit::Graph& graph);
+
+}  // namespace engine
