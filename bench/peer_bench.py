@@ -70,6 +70,13 @@ ENGINE_VARIANTS = [
     ("engine-fp32", "engine fp32", "fp32", {}),
     ("engine-bf16", "engine bf16 graph", "bf16", {}),
     ("engine-bf16-int8", "engine bf16 graph + int8 table", "bf16-int8", {}),
+    ("engine-int8", "engine bf16 graph, int8 linear layers", "bf16", {"model.quantize": "int8"}),
+    ("engine-int8-table", "engine bf16 graph, int8 linear layers + int8 table", "bf16-int8",
+     {"model.quantize": "int8"}),
+    ("engine-fp32-int8", "engine fp32 graph, int8 linear layers", "fp32",
+     {"model.quantize": "int8"}),
+    ("engine-fp32-int8-table", "engine fp32 graph, int8 linear layers + int8 table", "fp32",
+     {"model.quantize": "int8", "model.embedding_dtype": "int8"}),
     ("engine-bf16-autocast", "engine fp32 graph under bf16 autocast", "fp32",
      {"model.dtype": "bf16"}),
     ("engine-fp32-fused", "engine fp32, fused graph", "fp32", {"model.graph": "fused"}),
@@ -244,7 +251,8 @@ def engine_rows(part: Part, bundle: Path, work: Path, inputs: Path, empty: Path,
     for name, label, which, settings in variants:
         if args.systems and name not in args.systems:
             continue
-        dtype = "bf16" if "bf16" in which or settings.get("model.dtype") == "bf16" else "fp32"
+        dtype = ("int8" if settings.get("model.quantize") == "int8"
+                 else "bf16" if "bf16" in which or settings.get("model.dtype") == "bf16" else "fp32")
         row = Row(name, label, dtype, detail=", ".join(f"{k}={v}" for k, v in settings.items()))
         try:
             chosen = bundles[which]()

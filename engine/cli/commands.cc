@@ -9,12 +9,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/cli/prepared_job.h"
 #include "engine/common/error.h"
 #include "engine/jobs/batch_job.h"
 #include "engine/memory/device_memory.h"
 #include "engine/runtime/family_adapter.h"
 #include "engine/runtime/model_bundle.h"
-#include "engine/cli/prepared_job.h"
 
 namespace engine {
 namespace {
@@ -38,30 +38,29 @@ int check_command(const std::string& config_file, const std::vector<std::string>
   const int64_t hidden = manifest.architecture.value("hidden_size", 0);
   const int64_t activations = config.batching.max_tokens * hidden * 4 * 16;
   std::cout << "config:      " << config.source_file << "\n"
-            << "model:       " << manifest.directory << " (family " << manifest.family
-            << ", " << manifest.source.value("model_class", std::string("?")) << ")\n"
+            << "model:       " << manifest.directory << " (family " << manifest.family << ", "
+            << manifest.source.value("model_class", std::string("?")) << ")\n"
             << "adapter:     " << job->adapter->describe() << "\n"
-            << "tokenizer:   " << manifest.tokenizer_kind << ", " << manifest.vocab_size
-            << " ids, " << manifest.max_positions << " positions\n"
-            << "device:      " << job->bundle.device.str() << " (memory: "
-            << job->memory->name() << ")\n"
+            << "tokenizer:   " << manifest.tokenizer_kind << ", " << manifest.vocab_size << " ids, "
+            << manifest.max_positions << " positions\n"
+            << "device:      " << job->bundle.device.str() << " (memory: " << job->memory->name()
+            << ")\n"
             << "dtype:       " << dtype_name(job->bundle.dtype) << " (exported as "
             << manifest.dtype << "; " << job->bundle.precision.reason << ")"
             << (job->bundle.precision.embedding_dtype
                     ? std::string(", embeddings ") +
                           dtype_name(*job->bundle.precision.embedding_dtype)
                     : std::string())
-            << "\n"
+            << (config.model.quantize == "int8" ? ", linear layers int8" : "") << "\n"
             << "threads:     " << job->threads << "\n"
-            << "task:        " << task_name(config.task.kind)
-            << ", max_length " << config.task.max_length << ", normalize "
-            << (config.task.normalize ? "true" : "false") << ", top_k " << config.task.top_k
-            << "\n"
-            << "batching:    max_batch_size " << config.batching.max_batch_size
-            << ", max_tokens " << config.batching.max_tokens << ", pad_multiple "
-            << config.batching.pad_multiple << ", window " << config.batching.window << "\n"
-            << "memory:      weights " << format_bytes(weights)
-            << ", activations up to about " << format_bytes(activations) << "\n"
+            << "task:        " << task_name(config.task.kind) << ", max_length "
+            << config.task.max_length << ", normalize "
+            << (config.task.normalize ? "true" : "false") << ", top_k " << config.task.top_k << "\n"
+            << "batching:    max_batch_size " << config.batching.max_batch_size << ", max_tokens "
+            << config.batching.max_tokens << ", pad_multiple " << config.batching.pad_multiple
+            << ", window " << config.batching.window << "\n"
+            << "memory:      weights " << format_bytes(weights) << ", activations up to about "
+            << format_bytes(activations) << "\n"
             << "input:       " << config.io.input_path << "\n"
             << "output:      " << config.io.output_path << "\n";
   return 0;
@@ -69,9 +68,8 @@ int check_command(const std::string& config_file, const std::vector<std::string>
 
 int tokenize_command(const std::string& model_dir, bool pair, int max_length,
                      const std::vector<std::string>& texts) {
-  check<ConfigError>(texts.size() == (pair ? 2u : 1u),
-                     "tokenize takes {} with{} --pair, got {}", pair ? "two texts" : "one text",
-                     pair ? "" : "out", texts.size());
+  check<ConfigError>(texts.size() == (pair ? 2u : 1u), "tokenize takes {} with{} --pair, got {}",
+                     pair ? "two texts" : "one text", pair ? "" : "out", texts.size());
   ModelBundle bundle = load_bundle_without_model(model_dir);
   const Tokenizer& tokenizer = *bundle.tokenizer;
   std::vector<Encoding> sequences;
@@ -102,8 +100,7 @@ int tokenize_command(const std::string& model_dir, bool pair, int max_length,
     output.push_back(std::move(item));
   }
   const auto& shown = output.size() == 1 ? output[0] : output;
-  std::cout << shown.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace)
-            << "\n";
+  std::cout << shown.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   return 0;
 }
 

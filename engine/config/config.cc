@@ -1,9 +1,9 @@
 #include "engine/config/config.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <cstdlib>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -28,8 +28,8 @@ void apply_override(YAML::Node& root, const std::string& assignment, ConfigSourc
   try {
     value = YAML::Load(text);
   } catch (const YAML::Exception& error) {
-    throw ConfigError(fmt::format("--set {}: cannot parse value '{}': {}", key_path, text,
-                                  error.msg));
+    throw ConfigError(
+        fmt::format("--set {}: cannot parse value '{}': {}", key_path, text, error.msg));
   }
   if (!value.IsDefined() || value.IsNull()) value = YAML::Node(text);
 
@@ -69,27 +69,32 @@ void read_model(const ConfigNode& node, ModelConfig& model) {
   check<ConfigError>(device_ok, "{}: '{}' is not a device; expected auto, cpu, cuda or cuda:N",
                      node.where("device"), device);
   model.dtype = node.choice("dtype", {"bundle", "fp32", "fp16", "bf16", "auto"}, "bundle");
-  model.embedding_dtype = node.choice("embedding_dtype", {"same", "fp32", "fp16", "bf16", "int8"},
-                                      "same");
+  model.embedding_dtype =
+      node.choice("embedding_dtype", {"same", "fp32", "fp16", "bf16", "int8"}, "same");
   model.threads = parse_threads(node);
   model.verify_checksum = node.boolean("verify_checksum", true);
   model.graph = node.choice("graph", {"onednn", "plain", "fused"}, "onednn");
+  model.quantize = node.choice("quantize", {"none", "int8"}, "none");
+  check<ConfigError>(model.quantize == "none" || model.graph == "onednn",
+                     "{}: quantize int8 needs graph: onednn (it rewrites the graph's linear "
+                     "layers), not graph: {}",
+                     node.where("quantize"), model.graph);
   model.family_options = std::make_shared<const ConfigNode>(node.section("options"));
 }
 
 void read_task(const ConfigNode& node, TaskConfig& task) {
   const std::string kind = node.choice("kind", {"rerank", "score", "embed"}, std::nullopt);
-  task.kind = kind == "rerank" ? TaskKind::kRerank
+  task.kind = kind == "rerank"  ? TaskKind::kRerank
               : kind == "score" ? TaskKind::kScore
                                 : TaskKind::kEmbed;
   // 16 is the least length at which a query capped at 3/4 still leaves room for special tokens.
   task.max_length = static_cast<int>(node.integer("max_length", 16, 1 << 20, 512));
   task.normalize = node.boolean("normalize", false);
   task.top_k = static_cast<int>(node.integer("top_k", 0, kMaxInt, 0));
-  task.long_passages = node.choice("long_passages", {"truncate", "chunk_max"}, "truncate") ==
-                               "chunk_max"
-                           ? LongPassages::kChunkMax
-                           : LongPassages::kTruncate;
+  task.long_passages =
+      node.choice("long_passages", {"truncate", "chunk_max"}, "truncate") == "chunk_max"
+          ? LongPassages::kChunkMax
+          : LongPassages::kTruncate;
   task.chunk_overlap = static_cast<int>(node.integer("chunk_overlap", 0, 1 << 16, 80));
   task.max_passage_chars = node.integer("max_passage_chars", 1, 1LL << 40, 128000);
 }
@@ -113,9 +118,9 @@ void read_io(const ConfigNode& input, const ConfigNode& output, IoConfig& io) {
                      input.where("max_line_bytes"));
   io.output_path = output.path("path", std::nullopt);
   auto parent = std::filesystem::path(io.output_path).parent_path();
-  check<ConfigError>(parent.empty() || std::filesystem::is_directory(parent) ||
-                         !std::filesystem::exists(parent),
-                     "{}: '{}' is not a directory", output.where("path"), parent.string());
+  check<ConfigError>(
+      parent.empty() || std::filesystem::is_directory(parent) || !std::filesystem::exists(parent),
+      "{}: '{}' is not a directory", output.where("path"), parent.string());
 }
 
 void read_memory(const ConfigNode& node, MemoryConfig& memory) {
@@ -145,9 +150,12 @@ void read_memory(const ConfigNode& node, MemoryConfig& memory) {
 
 const char* task_name(TaskKind kind) {
   switch (kind) {
-    case TaskKind::kRerank: return "rerank";
-    case TaskKind::kScore: return "score";
-    case TaskKind::kEmbed: return "embed";
+    case TaskKind::kRerank:
+      return "rerank";
+    case TaskKind::kScore:
+      return "score";
+    case TaskKind::kEmbed:
+      return "embed";
   }
   return "unknown";
 }
@@ -160,8 +168,8 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
   try {
     root = YAML::Load(yaml_text);
   } catch (const YAML::ParserException& error) {
-    throw ConfigError(fmt::format("{}:{}: not valid YAML: {}", file, error.mark.line + 1,
-                                  error.msg));
+    throw ConfigError(
+        fmt::format("{}:{}: not valid YAML: {}", file, error.mark.line + 1, error.msg));
   }
   if (!root.IsDefined() || root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   check<ConfigError>(root.IsMap(), "{}: the top level must be a mapping of sections", file);

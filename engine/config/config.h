@@ -16,30 +16,33 @@ enum class TaskKind { kRerank, kScore, kEmbed };
 enum class LongPassages { kTruncate, kChunkMax };
 
 struct ModelConfig {
-  std::string path;              // the bundle directory
-  std::string device = "auto";   // auto | cpu | cuda | cuda:N
-  std::string dtype = "bundle";  // bundle (as exported) | fp32 | fp16 | bf16 | auto
+  std::string path;                      // the bundle directory
+  std::string device = "auto";           // auto | cpu | cuda | cuda:N
+  std::string dtype = "bundle";          // bundle (as exported) | fp32 | fp16 | bf16 | auto
   std::string embedding_dtype = "same";  // same | fp32 | fp16 | bf16 | int8: the word embeddings
-  int threads = 0;               // intra-op threads; 0 means all cores
-  bool verify_checksum = true;   // compare model.pt with the manifest's SHA-256 before loading
+  int threads = 0;                       // intra-op threads; 0 means all cores
+  bool verify_checksum = true;  // compare model.pt with the manifest's SHA-256 before loading
   // onednn: on the CPU, each linear layer (with a GELU after it) runs as one oneDNN primitive
   // instead of MKL's sgemm; plain: the graph runs as exported. Both give a batch the same bits
   // whatever ran before it. fused: frozen at load (weights become constants) and, on the CPU in
   // fp32, run through oneDNN Graph partitions, but a batch's last bits depend on what the process
   // ran before it, so resumed and launched jobs are not byte-identical (docs/speed.md).
   std::string graph = "onednn";
+  // none | int8: on the CPU with graph onednn, linear layers run in int8, weights quantised per
+  // output channel at load, inputs per tensor at run time (engine/runtime/int8_linear.h).
+  std::string quantize = "none";
   // model.options: read and validated by the family adapter, which rejects keys it does not know.
   std::shared_ptr<const ConfigNode> family_options;
 };
 
 struct TaskConfig {
   TaskKind kind = TaskKind::kRerank;
-  int max_length = 512;   // tokens per sequence, special tokens included
-  bool normalize = false; // sigmoid on the raw score
-  int top_k = 0;          // 0 keeps every passage
+  int max_length = 512;    // tokens per sequence, special tokens included
+  bool normalize = false;  // sigmoid on the raw score
+  int top_k = 0;           // 0 keeps every passage
   LongPassages long_passages = LongPassages::kTruncate;
-  int chunk_overlap = 80;             // tokens shared by neighbouring chunks (at most window / 4)
-  int64_t max_passage_chars = 128000; // chunk_max: passages are cut to this many characters first
+  int chunk_overlap = 80;              // tokens shared by neighbouring chunks (at most window / 4)
+  int64_t max_passage_chars = 128000;  // chunk_max: passages are cut to this many characters first
 };
 
 struct BatchingConfig {
@@ -61,9 +64,9 @@ struct IoConfig {
 enum class EmptyCache { kNever, kAfterRequest, kWhenUnusedAbove };
 
 struct MemoryConfig {
-  int64_t limit = 0;             // host: bytes of CPU tensors; CUDA: caps the caching allocator
-  int64_t budget = 0;            // bytes the batches may add; 0: limited by out-of-memory alone
-  double budget_fraction = 0;    // or a fraction of the device's free memory at start
+  int64_t limit = 0;           // host: bytes of CPU tensors; CUDA: caps the caching allocator
+  int64_t budget = 0;          // bytes the batches may add; 0: limited by out-of-memory alone
+  double budget_fraction = 0;  // or a fraction of the device's free memory at start
   EmptyCache empty_cache = EmptyCache::kNever;
   int64_t empty_cache_above = 1LL << 30;  // when_unused_above: reserved minus allocated
   bool warmup = false;  // run the longest batch shape once before the job and report it

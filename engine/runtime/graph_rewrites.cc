@@ -4,6 +4,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include <ATen/ATen.h>
@@ -14,6 +17,7 @@
 #include <torch/csrc/jit/passes/inliner.h>
 
 #include "engine/runtime/cpu_attention.h"
+#include "engine/runtime/int8_linear.h"
 
 namespace engine {
 namespace {
@@ -25,6 +29,34 @@ bool constant_is(torch::jit::Value* value, const c10::IValue& expected) {
   if (constant->isNone()) return expected.isBool() ? !expected.toBool() : expected.toDouble() == 0;
   if (expected.isBool()) return constant->isBool() && constant->toBool() == expected.toBool();
   return constant->isDouble() && constant->toDouble() == expected.toDouble();
+}
+
+// The aten::gelu that is the only reader of `linear`'s output, with its `approximate` argument.
+struct FollowingGelu {
+  torch::jit::Node* node = nullptr;
+  std::string approximate;
+};
+
+FollowingGelu following_gelu(torch::jit::Node* linear) {
+  torch::jit::Value* result = linear->output();
+  if (result->uses().size() != 1 || result->uses()[0].user->kind() != c10::aten::gelu ||
+      result->uses()[0].offset != 0) {
+    return {};
+  }
+  torch::jit::Node* gelu = result->uses()[0].user;
+  const std::optional<c10::IValue> approximate = torch::jit::toIValue(gelu->input(1));
+  if (!approximate || !approximate->isString()) return {};
+  return {gelu, approximate->toStringRef()};
+}
+
+// Replaces `linear` (and the GELU folded into `fused`) by `fused`.
+void replace_linear(torch::jit::Node* linear, const FollowingGelu& gelu, torch::jit::Value* fused) {
+  if (gelu.node != nullptr) {
+    gelu.node->output()->replaceAllUsesWith(fused);
+    gelu.node->destroy();
+  }
+  linear->output()->replaceAllUsesWith(fused);
+  linear->destroy();
 }
 
 }  // namespace
@@ -45,14 +77,7 @@ int route_linear_through_onednn(torch::jit::Graph& graph) {
     if (node->kind() == c10::aten::linear) linears.push_back(node);
   }
   for (torch::jit::Node* linear : linears) {
-    torch::jit::Value* result = linear->output();
-    torch::jit::Node* gelu = nullptr;
-    std::optional<c10::IValue> approximate;
-    if (result->uses().size() == 1 && result->uses()[0].user->kind() == c10::aten::gelu &&
-        result->uses()[0].offset == 0) {
-      approximate = torch::jit::toIValue(result->uses()[0].user->input(1));
-      if (approximate && approximate->isString()) gelu = result->uses()[0].user;
-    }
+    const FollowingGelu gelu = following_gelu(linear);
     torch::jit::WithInsertPoint insert_point(linear);
     torch::jit::Value* weight = linear->input(1);
     torch::jit::Value* input = graph.insert(c10::aten::type_as, {linear->input(0), weight});
@@ -63,21 +88,96 @@ int route_linear_through_onednn(torch::jit::Graph& graph) {
     torch::jit::Value* scalars =
         graph.insertNode(graph.createList(c10::OptionalType::create(c10::NumberType::get()), {}))
             ->output();
-    torch::jit::Value* fused = nullptr;
-    if (gelu != nullptr) {
-      fused = graph.insert(pointwise, {input, weight, bias, std::string("gelu"), scalars,
-                                       approximate->toStringRef()});
-      gelu->output()->replaceAllUsesWith(fused);
-      gelu->destroy();
-    } else {
-      fused = graph.insert(pointwise,
+    torch::jit::Value* fused =
+        gelu.node != nullptr
+            ? graph.insert(pointwise,
+                           {input, weight, bias, std::string("gelu"), scalars, gelu.approximate})
+            : graph.insert(pointwise,
                            {input, weight, bias, std::string("none"), scalars, c10::IValue()});
-    }
-    result->replaceAllUsesWith(fused);
-    linear->destroy();
+    replace_linear(linear, gelu, fused);
   }
   torch::jit::EliminateDeadCode(graph.block());
   return static_cast<int>(linears.size());
+}
+
+// Products smaller than this in either dimension stay in the model's dtype: they cost next to
+// nothing, and a scoring head's output is the score itself.
+constexpr int64_t kLeastInt8Features = 16;
+
+// A constant node holding `tensor`. Graph::insertConstant refuses tensors without storage, such as
+// oneDNN's packed ones; the node itself holds any tensor (the JIT's oneDNN passes make them so).
+torch::jit::Value* insert_tensor_constant(torch::jit::Graph& graph, const at::Tensor& tensor) {
+  torch::jit::Node* node = graph.create(c10::prim::Constant);
+  node->t_(c10::attr::value, tensor);
+  node->output()->setType(c10::TensorType::create(tensor));
+  return graph.insertNode(node)->output();
+}
+
+int route_linear_through_int8(torch::jit::Graph& graph, c10::ScalarType dtype) {
+  const c10::Symbol quantize = c10::Symbol::fromQualString(kQuantizeOp);
+  const c10::Symbol int8_linear = c10::Symbol::fromQualString(kInt8LinearOp);
+  torch::jit::Inline(graph);
+  // A weight read by anything but a linear layer (an embedding table tied to an output layer)
+  // is left alone: packing it would keep two copies.
+  std::unordered_set<const c10::TensorImpl*> read_elsewhere;
+  std::vector<torch::jit::Node*> linears;
+  for (torch::jit::Node* node : graph.nodes()) {
+    for (size_t i = 0; i < node->inputs().size(); ++i) {
+      if (node->kind() == c10::aten::linear && i == 1) continue;
+      const std::optional<c10::IValue> constant = torch::jit::toIValue(node->input(i));
+      if (constant && constant->isTensor()) {
+        read_elsewhere.insert(constant->toTensor().unsafeGetTensorImpl());
+      }
+    }
+    if (node->kind() == c10::aten::linear) linears.push_back(node);
+  }
+  std::map<std::pair<const c10::TensorImpl*, const c10::TensorImpl*>, PackedInt8Linear> packs;
+  std::unordered_map<torch::jit::Value*, torch::jit::Node*> quantized;  // input -> quantize_u8
+  int rewritten = 0;
+  for (torch::jit::Node* linear : linears) {
+    const std::optional<c10::IValue> weight = torch::jit::toIValue(linear->input(1));
+    if (!weight || !weight->isTensor()) continue;
+    const at::Tensor& w = weight->toTensor();
+    if (w.dim() != 2 || !w.is_floating_point() || w.size(0) < kLeastInt8Features ||
+        w.size(1) < kLeastInt8Features || read_elsewhere.count(w.unsafeGetTensorImpl()) != 0) {
+      continue;
+    }
+    std::optional<at::Tensor> bias;
+    if (!linear->input(2)->type()->cast<c10::NoneType>()) {
+      const std::optional<c10::IValue> constant = torch::jit::toIValue(linear->input(2));
+      if (!constant || !constant->isTensor()) continue;
+      bias = constant->toTensor();
+    }
+    // A weight shared by layers (with the same bias) is packed once.
+    const auto key =
+        std::make_pair(w.unsafeGetTensorImpl(), bias ? bias->unsafeGetTensorImpl() : nullptr);
+    auto pack = packs.find(key);
+    if (pack == packs.end()) pack = packs.emplace(key, pack_int8_linear(w, bias)).first;
+    const FollowingGelu gelu = following_gelu(linear);
+    torch::jit::WithInsertPoint insert_point(linear);
+    torch::jit::Value* input = linear->input(0);
+    auto known = quantized.find(input);
+    if (known == quantized.end()) {
+      // Nodes are visited in order, so the first linear layer to read an input precedes the rest.
+      torch::jit::Node* node = graph.insertNode(graph.create(quantize, {input}, 2));
+      node->output(0)->setType(c10::TensorType::get());
+      node->output(1)->setType(c10::FloatType::get());
+      known = quantized.emplace(input, node).first;
+    }
+    const PackedInt8Linear& packed = pack->second;
+    torch::jit::Value* fused = graph.insert(
+        int8_linear,
+        {known->second->output(0), known->second->output(1),
+         insert_tensor_constant(graph, packed.weight), graph.insertConstant(packed.scale),
+         packed.bias.defined() ? graph.insertConstant(packed.bias)
+                               : graph.insertConstant(c10::IValue()),
+         std::string(gelu.node != nullptr ? "gelu" : "none"),
+         std::string(gelu.node != nullptr ? gelu.approximate : ""), dtype});
+    replace_linear(linear, gelu, fused);
+    ++rewritten;
+  }
+  torch::jit::EliminateDeadCode(graph.block());
+  return rewritten;
 }
 
 // Whether oneDNN's linear primitive runs `dtype` on this CPU (bf16 and fp16 need ISA support that

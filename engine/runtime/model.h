@@ -46,6 +46,9 @@ struct ModelLoadOptions {
   std::string embedding_scale;  // the table's row scale buffer (manifest.embedding_scale)
   bool verify_checksum = true;
   GraphMode graph = GraphMode::kOneDnn;  // model.graph
+  // model.quantize int8 (CPU, graph onednn): linear layers in int8 (int8_linear.h), the graph
+  // frozen first so that their weights are constants to pack.
+  bool int8_linear = false;
   // The graph was traced in `dtype` (manifest graph_dtype): no cast at load but the table's, and
   // no autocast at run time.
   bool graph_in_dtype = false;

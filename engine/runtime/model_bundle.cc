@@ -3,6 +3,7 @@
 #include "engine/common/error.h"
 #include "engine/memory/cuda_backend.h"
 #include "engine/runtime/embedding_table.h"
+#include "engine/runtime/int8_linear.h"
 
 namespace engine {
 
@@ -30,11 +31,16 @@ c10::ScalarType parse_dtype(const std::string& name) {
 
 const char* dtype_name(c10::ScalarType dtype) {
   switch (dtype) {
-    case c10::kFloat: return "fp32";
-    case c10::kHalf: return "fp16";
-    case c10::kBFloat16: return "bf16";
-    case c10::kChar: return "int8";
-    default: return "other";
+    case c10::kFloat:
+      return "fp32";
+    case c10::kHalf:
+      return "fp16";
+    case c10::kBFloat16:
+      return "bf16";
+    case c10::kChar:
+      return "int8";
+    default:
+      return "other";
   }
 }
 
@@ -54,10 +60,10 @@ void check_embedding_table(const ModelBundle& bundle) {
                        tensor.size(0) - 1);
     return;
   }
-  throw ConfigError(fmt::format("{}/engine.json: embedding_parameter '{}' is not a parameter of "
-                                "{}",
-                                manifest.directory, manifest.embedding_parameter,
-                                manifest.model_path()));
+  throw ConfigError(
+      fmt::format("{}/engine.json: embedding_parameter '{}' is not a parameter of "
+                  "{}",
+                  manifest.directory, manifest.embedding_parameter, manifest.model_path()));
 }
 
 void check_tokenizer_vocabulary(const ModelBundle& bundle) {
@@ -102,6 +108,17 @@ ModelBundle load_bundle(const ModelConfig& config) {
   options.graph = config.graph == "plain"   ? GraphMode::kPlain
                   : config.graph == "fused" ? GraphMode::kFused
                                             : GraphMode::kOneDnn;
+  options.int8_linear = config.quantize == "int8";
+  if (options.int8_linear) {
+    check<ConfigError>(bundle.device.is_cpu(),
+                       "model.quantize: int8 runs on the CPU only (oneDNN's int8 kernels), but "
+                       "model.device is {}; on a GPU use model.dtype: fp16 or bf16",
+                       bundle.device.str());
+    check<ConfigError>(int8_linear_available(),
+                       "model.quantize: int8 needs a CPU with VNNI (AVX-512 VNNI or AVX-VNNI) and "
+                       "a LibTorch built with oneDNN; this machine has not both. Use "
+                       "model.quantize: none");
+  }
   bundle.model = load_model(bundle.manifest, options);
   prepare_embedding_table(*bundle.model, bundle.manifest, options);
   // The embedding table first: a manifest that promises more ids than the model holds is the

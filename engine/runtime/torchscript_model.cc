@@ -81,11 +81,12 @@ class FusionScope {
 class TorchScriptModel : public Model {
  public:
   TorchScriptModel(torch::jit::Module module, c10::Device device, c10::ScalarType dtype,
-                   GraphMode graph, bool autocast)
+                   GraphMode graph, bool autocast, bool int8_linear)
       : module_(std::move(module)),
         device_(device),
         dtype_(dtype),
         graph_(graph),
+        int8_linear_(int8_linear),
         autocast_(autocast && dtype != c10::kFloat) {
     // The weights are cast already; autocast's cache of cast weights would only hold copies.
     at::autocast::set_autocast_cache_enabled(false);
@@ -141,7 +142,9 @@ class TorchScriptModel : public Model {
   // products and the element-wise work around them run as oneDNN Graph partitions.
   // kOneDnn: the linear layers become oneDNN primitives where oneDNN runs this dtype on this CPU,
   // and in bf16 attention runs the engine's kernel (graph_rewrites.h). docs/speed.md has the
-  // measurements behind both.
+  // measurements behind both. With model.quantize int8 the graph is frozen first (no numeric
+  // rewrites) and its linear layers run in int8 (int8_linear.h); layers too small for it, and in
+  // bf16 attention, are routed as above.
   void prepare_for_inference() override {
     if (graph_ == GraphMode::kFused) {
       module_ = torch::jit::freeze(module_, std::nullopt, /*optimize_numerics=*/true);
@@ -157,8 +160,17 @@ class TorchScriptModel : public Model {
       return;
     }
     if (graph_ != GraphMode::kOneDnn || !device_.is_cpu()) return;
+    if (int8_linear_) {
+      module_ = torch::jit::freeze_module(module_);
+      frozen_ = true;
+    }
     torch::jit::GraphFunction& forward =
         torch::jit::toGraphFunction(module_.get_method("forward").function());
+    if (int8_linear_) {
+      c10::InferenceMode inference;
+      const int layers = route_linear_through_int8(*forward.graph(), dtype_);
+      spdlog::debug("model.quantize int8: {} linear layers run in int8", layers);
+    }
     if (onednn_linear_runs(dtype_)) {
       const int layers = route_linear_through_onednn(*forward.graph());
       spdlog::debug("model.graph onednn: {} linear layers run as oneDNN primitives", layers);
@@ -194,6 +206,7 @@ class TorchScriptModel : public Model {
   c10::Device device_;
   c10::ScalarType dtype_;
   GraphMode graph_;
+  bool int8_linear_;
   bool autocast_;  // run-time autocast, for a graph traced in fp32 run in a lower precision
   bool frozen_ = false;
   bool fuse_ = false;
@@ -236,7 +249,8 @@ std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptio
   }
   module.eval();
   auto model = std::make_unique<TorchScriptModel>(std::move(module), options.device, options.dtype,
-                                                  options.graph, !options.graph_in_dtype);
+                                                  options.graph, !options.graph_in_dtype,
+                                                  options.int8_linear);
   model->cast_floating_point(options);
   return model;
 }

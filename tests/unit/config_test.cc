@@ -23,7 +23,8 @@ class ConfigTest : public ::testing::Test {
   // A valid config with `extra` appended to the task section.
   std::string config_text(const std::string& task_extra = "") const {
     return "model:\n  path: bundle\n"
-           "task:\n  kind: rerank\n" + task_extra +
+           "task:\n  kind: rerank\n" +
+           task_extra +
            "input:\n  path: in.jsonl\n"
            "output:\n  path: out/result.jsonl\n";
   }
@@ -95,6 +96,19 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_DOUBLE_EQ(config.logging.progress_interval_s, 0.5);
 }
 
+TEST_F(ConfigTest, Int8LinearLayersNeedTheOneDnnGraph) {
+  const std::string model = "model:\n  path: bundle\n  quantize: int8\n";
+  const std::string rest =
+      "task:\n  kind: rerank\ninput:\n  path: in.jsonl\noutput:\n  path: o.jsonl\n";
+  EXPECT_EQ(parse_config(model + rest, file()).model.quantize, "int8");
+  EXPECT_EQ(parse_config(config_text(), file()).model.quantize, "none");
+  const std::string message = error_of(model + "  graph: plain\n" + rest);
+  EXPECT_NE(message.find(file() + ":3 (model.quantize): quantize int8 needs graph: onednn"),
+            std::string::npos)
+      << message;
+  EXPECT_NE(error_of(config_text(), {"model.quantize=int4"}).find("int4"), std::string::npos);
+}
+
 TEST_F(ConfigTest, UnknownKeyNamesFileLineAndKey) {
   const std::string message = error_of(config_text("  topk: 3\n"));
   EXPECT_NE(message.find(file() + ":5 (task.topk)"), std::string::npos) << message;
@@ -158,8 +172,8 @@ TEST_F(ConfigTest, SetOverridesAnyKey) {
   const auto cwd = std::filesystem::current_path();
   std::filesystem::current_path(dir_.root());
   Config config = parse_config(config_text(), file(),
-                               {"task.top_k=3", "task.normalize=true", "output.path=elsewhere.jsonl",
-                                "batching.max_tokens=2048"});
+                               {"task.top_k=3", "task.normalize=true",
+                                "output.path=elsewhere.jsonl", "batching.max_tokens=2048"});
   std::filesystem::current_path(cwd);
   EXPECT_EQ(config.task.top_k, 3);
   EXPECT_TRUE(config.task.normalize);
@@ -178,9 +192,10 @@ TEST_F(ConfigTest, SetErrorsNameTheOverride) {
 }
 
 TEST_F(ConfigTest, MemorySection) {
-  Config config = parse_config(config_text() + "memory:\n  limit: 2GiB\n  budget: 512MiB\n"
-                                               "  empty_cache: when_unused_above\n"
-                                               "  empty_cache_above: 1MB\n",
+  Config config = parse_config(config_text() +
+                                   "memory:\n  limit: 2GiB\n  budget: 512MiB\n"
+                                   "  empty_cache: when_unused_above\n"
+                                   "  empty_cache_above: 1MB\n",
                                file());
   EXPECT_EQ(config.memory.limit, 2LL << 30);
   EXPECT_EQ(config.memory.budget, 512LL << 20);

@@ -1,0 +1,239 @@
+#include "engine/runtime/int8_linear.h"
+
+// GCC 12 warns inside its own AVX-512 headers ("'__Y' may be used uninitialized": the
+// _mm512_undefined_* idiom they use, and "is used uninitialized" in _mm512_reduce_max_ps), wherever
+// their intrinsics are inlined.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+namespace engine {
+namespace {
+
+#define ENGINE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+constexpr int64_t kChunk = 1 << 16;  // elements per parallel task
+constexpr int kZeroPoint = 128;
+
+bool avx512_available() {
+  static const bool available =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return available;
+}
+
+float bf16_to_float(uint16_t bits) {
+  const uint32_t widened = static_cast<uint32_t>(bits) << 16;
+  float value;
+  std::memcpy(&value, &widened, sizeof(value));
+  return value;
+}
+
+template <typename T>
+float element(const T* data, int64_t i) {
+  if constexpr (std::is_same_v<T, uint16_t>) {
+    return bf16_to_float(data[i]);
+  } else {
+    return data[i];
+  }
+}
+
+ENGINE_AVX512 inline __m512 load16(const float* data) { return _mm512_loadu_ps(data); }
+
+ENGINE_AVX512 inline __m512 load16(const uint16_t* data) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(data));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+template <typename T>
+ENGINE_AVX512 float absmax_avx512(const T* data, int64_t n) {
+  __m512 maximum = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) maximum = _mm512_max_ps(maximum, _mm512_abs_ps(load16(data + i)));
+  float result = _mm512_reduce_max_ps(maximum);
+  for (; i < n; ++i) result = std::max(result, std::fabs(element(data, i)));
+  return result;
+}
+
+template <typename T>
+float absmax_scalar(const T* data, int64_t n) {
+  float result = 0.0f;
+  for (int64_t i = 0; i < n; ++i) result = std::max(result, std::fabs(element(data, i)));
+  return result;
+}
+
+uint8_t quantize_one(float value, float inverse) {
+  const float rounded = std::nearbyint(value * inverse) + static_cast<float>(kZeroPoint);
+  return static_cast<uint8_t>(std::clamp(rounded, 0.0f, 255.0f));
+}
+
+// The same rounding as the scalar tail: to nearest, ties to even (the default MXCSR mode).
+template <typename T>
+ENGINE_AVX512 void quantize_avx512(const T* data, uint8_t* out, int64_t n, float inverse) {
+  const __m512 scale = _mm512_set1_ps(inverse);
+  const __m512i zero_point = _mm512_set1_epi32(kZeroPoint);
+  const __m512i low = _mm512_setzero_si512();
+  const __m512i high = _mm512_set1_epi32(255);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m512i q =
+        _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(load16(data + i), scale)), zero_point);
+    q = _mm512_min_epi32(_mm512_max_epi32(q, low), high);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q));
+  }
+  for (; i < n; ++i) out[i] = quantize_one(element(data, i), inverse);
+}
+
+template <typename T>
+void quantize_scalar(const T* data, uint8_t* out, int64_t n, float inverse) {
+  for (int64_t i = 0; i < n; ++i) out[i] = quantize_one(element(data, i), inverse);
+}
+
+template <typename T>
+std::tuple<at::Tensor, double> quantize_contiguous(const at::Tensor& input, const T* data) {
+  const int64_t n = input.numel();
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  const bool vector = avx512_available();
+  std::vector<float> maxima(static_cast<size_t>(chunks), 0.0f);
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t start = c * kChunk, count = std::min(kChunk, n - start);
+      maxima[static_cast<size_t>(c)] =
+          vector ? absmax_avx512(data + start, count) : absmax_scalar(data + start, count);
+    }
+  });
+  float absmax = 0.0f;
+  for (const float m : maxima) absmax = std::max(absmax, m);
+  if (!(absmax > 0.0f) || !std::isfinite(absmax)) absmax = 127.0f;  // zeros: any scale is exact
+  const float inverse = 127.0f / absmax;
+  at::Tensor out = at::empty(input.sizes(), input.options().dtype(at::kByte));
+  auto* q = out.mutable_data_ptr<uint8_t>();
+  at::parallel_for(0, chunks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t c = begin; c < end; ++c) {
+      const int64_t start = c * kChunk, count = std::min(kChunk, n - start);
+      if (vector) {
+        quantize_avx512(data + start, q + start, count, inverse);
+      } else {
+        quantize_scalar(data + start, q + start, count, inverse);
+      }
+    }
+  });
+  return {out, static_cast<double>(absmax) / 127.0};
+}
+
+c10::OperatorHandle onednn_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "");
+}
+
+at::Tensor call_boxed(const c10::OperatorHandle& op, torch::jit::Stack stack) {
+  op.callBoxed(stack);
+  return stack.at(0).toTensor();
+}
+
+}  // namespace
+
+bool int8_linear_available() {
+  static const bool available = [] {
+    if (!__builtin_cpu_supports("avx512vnni") && !__builtin_cpu_supports("avxvnni")) return false;
+    try {
+      // A small product, checked against fp32: the ops exist and run on this CPU.
+      const at::Tensor x = at::linspace(-1.0, 1.0, 4 * 64).reshape({4, 64});
+      const at::Tensor w = at::linspace(1.0, -1.0, 32 * 64).reshape({32, 64});
+      const PackedInt8Linear packed = pack_int8_linear(w, std::nullopt);
+      const auto [q, scale] = quantize_u8(x);
+      const at::Tensor y =
+          int8_linear(q, scale, packed.weight, packed.scale, std::nullopt, "none", "", at::kFloat);
+      // Each of the 64 products is off by at most 1/254 + (1 + 1/254)/254 from rounding.
+      return (y - at::linear(x, w)).abs().max().item<double>() < 0.51;
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return available;
+}
+
+std::tuple<at::Tensor, double> quantize_u8(const at::Tensor& input) {
+  TORCH_CHECK(input.is_cpu() && input.is_floating_point(),
+              "engine::quantize_u8 takes a floating-point CPU tensor, not ", input.toString());
+  if (input.scalar_type() == at::kBFloat16) {
+    const at::Tensor contiguous = input.contiguous();
+    return quantize_contiguous(
+        contiguous, reinterpret_cast<const uint16_t*>(contiguous.const_data_ptr<at::BFloat16>()));
+  }
+  const at::Tensor contiguous = input.to(at::kFloat).contiguous();
+  return quantize_contiguous(contiguous, contiguous.const_data_ptr<float>());
+}
+
+PackedInt8Linear pack_int8_linear(const at::Tensor& weight, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(weight.dim() == 2 && weight.is_floating_point(),
+              "an int8 linear layer takes a floating-point [out, in] weight, not ",
+              weight.toString(), " of ", weight.dim(), " dimensions");
+  const at::Tensor w = weight.to(at::kFloat).contiguous();
+  at::Tensor scale = w.abs().amax(1).div_(127.0);
+  scale.masked_fill_(scale == 0, 1.0);  // an all-zero row: any scale is exact
+  const at::Tensor quantized =
+      at::round(w / scale.unsqueeze(1)).clamp_(-127, 127).to(at::kChar).contiguous();
+  static const c10::OperatorHandle prepack = onednn_op("onednn::qlinear_prepack");
+  PackedInt8Linear packed;
+  packed.weight = call_boxed(prepack, {quantized, c10::IValue()});
+  packed.scale = scale.contiguous();
+  if (bias && bias->defined()) packed.bias = bias->to(at::kFloat).contiguous();
+  return packed;
+}
+
+at::Tensor int8_linear(const at::Tensor& input, double input_scale, const at::Tensor& weight,
+                       const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias,
+                       const std::string& post_op, const std::string& algorithm,
+                       c10::ScalarType dtype) {
+  TORCH_CHECK(input.scalar_type() == at::kByte, "engine::int8_linear takes the uint8 output of ",
+              kQuantizeOp, ", not ", input.toString());
+  static const c10::OperatorHandle pointwise = onednn_op("onednn::qlinear_pointwise");
+  const at::Tensor zero_points = at::zeros({weight_scale.size(0)}, at::kLong);
+  c10::IValue bias_value;
+  if (bias && bias->defined()) bias_value = *bias;
+  return call_boxed(pointwise, {input.contiguous(), input_scale, int64_t{kZeroPoint}, weight,
+                                weight_scale, zero_points, bias_value, 1.0, int64_t{0}, dtype,
+                                post_op, c10::List<std::optional<at::Scalar>>(), algorithm});
+}
+
+namespace {
+
+at::Tensor int8_linear_op(const at::Tensor& input, double input_scale, const at::Tensor& weight,
+                          const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias,
+                          c10::string_view post_op, c10::string_view algorithm,
+                          c10::ScalarType dtype) {
+  return int8_linear(input, input_scale, weight, weight_scale, bias, std::string(post_op),
+                     std::string(algorithm), dtype);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(engine, library) {
+  library.def("quantize_u8(Tensor input) -> (Tensor, float)");
+  library.def(
+      "int8_linear(Tensor input, float input_scale, Tensor weight, Tensor weight_scale, "
+      "Tensor? bias, str post_op, str algorithm, ScalarType dtype) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(engine, CPU, library) {
+  library.impl("quantize_u8", &quantize_u8);
+  library.impl("int8_linear", &int8_linear_op);
+}
+
+// The packed weight is a oneDNN tensor, whose dispatch key outranks the input's.
+TORCH_LIBRARY_IMPL(engine, MkldnnCPU, library) { library.impl("int8_linear", &int8_linear_op); }
+
+}  // namespace engine
