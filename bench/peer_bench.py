@@ -75,8 +75,8 @@ ENGINE_VARIANTS = [
      {"model.quantize": "int8"}),
     ("engine-fp32-int8", "engine fp32 graph, int8 linear layers", "fp32",
      {"model.quantize": "int8"}),
-    ("engine-fp32-int8-table", "engine fp32 graph, int8 linear layers + int8 table", "fp32",
-     {"model.quantize": "int8", "model.embedding_dtype": "int8"}),
+    ("engine-fp32-int8-table", "engine fp32 graph, int8 linear layers + int8 table",
+     "fp32-int8", {"model.quantize": "int8"}),
     ("engine-bf16-autocast", "engine fp32 graph under bf16 autocast", "fp32",
      {"model.dtype": "bf16"}),
     ("engine-fp32-fused", "engine fp32, fused graph", "fp32", {"model.graph": "fused"}),
@@ -240,7 +240,8 @@ def engine_rows(part: Part, bundle: Path, work: Path, inputs: Path, empty: Path,
                 variants: list) -> list[Row]:
     bundles = {"fp32": lambda: bundle,
                "bf16": lambda: traced(bundle, f"{bundle.name}-bf16", "bf16"),
-               "bf16-int8": lambda: traced(bundle, f"{bundle.name}-bf16-tint8", "bf16", "int8")}
+               "bf16-int8": lambda: traced(bundle, f"{bundle.name}-bf16-tint8", "bf16", "int8"),
+               "fp32-int8": lambda: traced(bundle, f"{bundle.name}-fp32-tint8", "fp32", "int8")}
     common = {"task.kind": part.kind, "model.threads": args.threads, "memory.warmup": "true",
               "task.max_length": args.max_length, "batching.max_batch_size": args.batch_size,
               "batching.max_tokens": 2 * args.batch_size * args.max_length}
@@ -445,10 +446,10 @@ def parse_args(argv: list[str]):
     args.passage_words = (low, high)
     args.variants = list(ENGINE_VARIANTS)
     for variant in args.engine_variant:
-        if len(variant) < 2 or variant[1] not in ("fp32", "bf16", "bf16-int8") or \
+        if len(variant) < 2 or variant[1] not in ("fp32", "bf16", "bf16-int8", "fp32-int8") or \
                 any("=" not in kv for kv in variant[2:]):
             parser.error(f"--engine-variant {shlex.join(variant)}: want LABEL "
-                         "fp32|bf16|bf16-int8 [KEY=VALUE ...]")
+                         "fp32|bf16|bf16-int8|fp32-int8 [KEY=VALUE ...]")
         slug = re.sub(r"\W+", "-", variant[0].lower()).strip("-")
         name = slug if slug.startswith("engine") else f"engine-{slug}"
         args.variants.append((name, variant[0], variant[1],
