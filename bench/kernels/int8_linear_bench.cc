@@ -88,15 +88,15 @@ int main(int argc, char** argv) {
     const double bf16 = best_ms([&] { onednn_linear(xb, wb, bb); }, repeats);
     const engine::PackedInt8Linear packed = engine::pack_int8_linear(w, b);
     const double quantize = best_ms([&] { engine::quantize_u8(xb); }, repeats);
-    const auto [q, scale] = engine::quantize_u8(xb);
+    const auto [q, scale, zero] = engine::quantize_u8(xb);
     const double int8 = best_ms(
         [&] {
-          engine::int8_linear(q, scale, packed.weight, packed.scale, packed.bias, "none", "",
+          engine::int8_linear(q, scale, zero, packed.weight, packed.scale, packed.bias, "none", "",
                               at::kBFloat16);
         },
         repeats);
-    const at::Tensor y8 = engine::int8_linear(q, scale, packed.weight, packed.scale, packed.bias,
-                                              "none", "", at::kFloat);
+    const at::Tensor y8 = engine::int8_linear(q, scale, zero, packed.weight, packed.scale,
+                                              packed.bias, "none", "", at::kFloat);
     const double gflop = 2.0 * static_cast<double>(rows * in * out) / 1e9;
     std::printf("| %lld → %lld | %.2f | %.2f | %.2f | %.2f (%.0f) | %.4f / %.4f / %.4f |\n",
                 static_cast<long long>(in), static_cast<long long>(out), fp32, bf16, quantize, int8,

@@ -159,15 +159,16 @@ int route_linear_through_int8(torch::jit::Graph& graph, c10::ScalarType dtype) {
     auto known = quantized.find(input);
     if (known == quantized.end()) {
       // Nodes are visited in order, so the first linear layer to read an input precedes the rest.
-      torch::jit::Node* node = graph.insertNode(graph.create(quantize, {input}, 2));
+      torch::jit::Node* node = graph.insertNode(graph.create(quantize, {input}, 3));
       node->output(0)->setType(c10::TensorType::get());
       node->output(1)->setType(c10::FloatType::get());
+      node->output(2)->setType(c10::IntType::get());
       known = quantized.emplace(input, node).first;
     }
     const PackedInt8Linear& packed = pack->second;
     torch::jit::Value* fused = graph.insert(
         int8_linear,
-        {known->second->output(0), known->second->output(1),
+        {known->second->output(0), known->second->output(1), known->second->output(2),
          insert_tensor_constant(graph, packed.weight), graph.insertConstant(packed.scale),
          packed.bias.defined() ? graph.insertConstant(packed.bias)
                                : graph.insertConstant(c10::IValue()),

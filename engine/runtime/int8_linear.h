@@ -1,7 +1,9 @@
 // Linear layers in int8 on the CPU (model.quantize: int8): dynamic quantisation, as ONNX Runtime's
 // quantize_dynamic does it. Each weight matrix is quantised once, at load, symmetrically per output
-// channel and prepacked for oneDNN; each input is quantised at run time, per tensor, to unsigned
-// 8 bits with zero point 128 and scale max|x| / 127; the product runs on oneDNN's u8×s8 kernels
+// channel and prepacked for oneDNN; each input is quantised at run time, per tensor and
+// asymmetrically, to unsigned 8 bits over [min(x, 0), max(x, 0)] (a GELU's output, mostly
+// positive, then gets nearly twice the steps a symmetric scale gives it); the product runs on
+// oneDNN's u8×s8 kernels
 // (AVX-512 VNNI), which dequantise, add the bias and apply a GELU on the way out, in the model's
 // dtype. On the two cores here that product ran 1.8× (AMD EPYC) to 7× (Xeon without AMX) the
 // bf16 one (docs/speed.md). The price: a per-tensor input scale makes a record's score depend,
@@ -26,9 +28,11 @@ inline constexpr const char* kInt8LinearOp = "engine::int8_linear";
 // has VNNI (AVX-512 VNNI or AVX-VNNI); without it oneDNN falls back to slow paths.
 bool int8_linear_available();
 
-// `input` (fp32, bf16 or fp16, any shape) as unsigned 8 bits: q = round(x / scale) + 128, with
-// scale = max|x| / 127 (1 when the input is all zeros), so q is within [1, 255].
-std::tuple<at::Tensor, double> quantize_u8(const at::Tensor& input);
+// `input` (fp32, bf16 or fp16, any shape) as unsigned 8 bits and its scale and zero point:
+// with lo = min(x, 0), hi = max(x, 0), scale = (hi - lo) / 255 (1 when the input is all zeros),
+// zero = round(-lo / scale) and q = clamp(round(x / scale) + zero, 0, 255), rounding to nearest
+// with ties to even, in fp32 (x times 255 / (hi - lo)). x ≈ (q - zero) · scale.
+std::tuple<at::Tensor, double, int64_t> quantize_u8(const at::Tensor& input);
 
 struct PackedInt8Linear {
   at::Tensor weight;  // oneDNN's packed layout (an opaque tensor: sizes [out, in], no storage)
@@ -39,11 +43,12 @@ struct PackedInt8Linear {
 // A linear layer's weight [out, in] (and bias) quantised per output channel and packed.
 PackedInt8Linear pack_int8_linear(const at::Tensor& weight, const std::optional<at::Tensor>& bias);
 
-// linear(x, weight, bias) with x = (input - 128) · input_scale, then `post_op` ("none" or "gelu",
-// with `algorithm` "none" or "tanh" as aten::gelu takes it); the result in `dtype`.
-at::Tensor int8_linear(const at::Tensor& input, double input_scale, const at::Tensor& weight,
-                       const at::Tensor& weight_scale, const std::optional<at::Tensor>& bias,
-                       const std::string& post_op, const std::string& algorithm,
-                       c10::ScalarType dtype);
+// linear(x, weight, bias) with x = (input - input_zero_point) · input_scale, then `post_op`
+// ("none" or "gelu", with `algorithm` "none" or "tanh" as aten::gelu takes it); the result in
+// `dtype`.
+at::Tensor int8_linear(const at::Tensor& input, double input_scale, int64_t input_zero_point,
+                       const at::Tensor& weight, const at::Tensor& weight_scale,
+                       const std::optional<at::Tensor>& bias, const std::string& post_op,
+                       const std::string& algorithm, c10::ScalarType dtype);
 
 }  // namespace engine

@@ -33,7 +33,8 @@ PrecisionPlan make_precision_plan(const ModelConfig& config, const c10::Device& 
                                   const std::string& exported = "float32",
                                   const std::string& graph_dtype = "float32");
 
-// GFLOP/s of a square matrix product of `size` in `dtype` on the CPU (a few repetitions).
+// GFLOP/s of a square matrix product of `size` in `dtype` on the CPU (a few repetitions),
+// measured once per process: later calls give the first answer.
 double cpu_matmul_gflops(c10::ScalarType dtype, int64_t size = 512);
 
 }  // namespace engine

@@ -25,43 +25,65 @@ class Int8Linear : public ::testing::Test {
   }
 };
 
-// q = round(x · 127 / max|x|) + 128, ties to even, in fp32 arithmetic, as ATen computes it.
-at::Tensor expected_quantized(const at::Tensor& input) {
+struct Expected {
+  at::Tensor q;
+  double scale;
+  int64_t zero_point;
+};
+
+// q = round(x · 255 / (hi - lo)) + round(-lo · 255 / (hi - lo)), lo = min(x, 0), hi = max(x, 0),
+// ties to even, in fp32 arithmetic, as ATen computes it.
+Expected expected_quantized(const at::Tensor& input) {
   const at::Tensor x = input.to(at::kFloat);
-  const float inverse = 127.0f / x.abs().max().item<float>();
-  return (x * inverse).round().add(128).clamp(0, 255).to(at::kByte);
+  const float lo = std::min(x.min().item<float>(), 0.0f);
+  const float hi = std::max(x.max().item<float>(), 0.0f);
+  const float inverse = 255.0f / (hi - lo);
+  const float zero = std::nearbyint(-lo * inverse);
+  return {(x * inverse).round().add(zero).clamp(0, 255).to(at::kByte), (hi - lo) / 255.0,
+          static_cast<int64_t>(zero)};
 }
 
 TEST_F(Int8Linear, QuantisedInputsFollowTheFormulaExactly) {
   // Sizes around the 16-wide vectors and over the 65536-element parallel chunks.
   for (const int64_t n : {1, 15, 16, 17, 1000, 65536 * 3 + 5}) {
     for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
-      const at::Tensor x = (at::randn({n}) * 3).to(dtype);
-      const auto [q, scale] = quantize_u8(x);
-      ASSERT_EQ(q.scalar_type(), at::kByte);
-      ASSERT_EQ(q.sizes(), x.sizes());
-      const double absmax = x.to(at::kFloat).abs().max().item<double>();
-      EXPECT_NEAR(scale, absmax / 127.0, absmax * 1e-7) << n;
-      EXPECT_TRUE(at::equal(q, expected_quantized(x))) << n << " elements of " << x.toString();
+      // Centred, and shifted as a GELU's output is (mostly positive).
+      for (const double shift : {0.0, 2.5}) {
+        const at::Tensor x = (at::randn({n}) * 3 + shift).to(dtype);
+        const auto [q, scale, zero_point] = quantize_u8(x);
+        ASSERT_EQ(q.scalar_type(), at::kByte);
+        ASSERT_EQ(q.sizes(), x.sizes());
+        const Expected expected = expected_quantized(x);
+        EXPECT_NEAR(scale, expected.scale, expected.scale * 1e-6) << n;
+        EXPECT_EQ(zero_point, expected.zero_point) << n;
+        EXPECT_TRUE(at::equal(q, expected.q)) << n << " elements of " << x.toString();
+      }
     }
   }
-  // Ties round to even: 0.5 and 1.5 steps of the scale (max 127 makes the scale 1).
-  const at::Tensor ties = at::tensor({0.5f, 1.5f, -0.5f, -2.5f, 127.0f});
-  const auto [q, scale] = quantize_u8(ties);
+  // Ties round to even: -255..0 makes the scale 1 and the zero point 255.
+  const at::Tensor ties = at::tensor({-0.5f, -1.5f, -2.5f, -255.0f, 0.0f});
+  const auto [q, scale, zero_point] = quantize_u8(ties);
   EXPECT_EQ(scale, 1.0);
-  EXPECT_TRUE(at::equal(q, at::tensor({128, 130, 128, 126, 255}, at::kByte))) << q;
-  // A tensor of zeros is exact at any scale: all 128.
-  const auto [zeros, zero_scale] = quantize_u8(at::zeros({40}, at::kBFloat16));
-  EXPECT_TRUE(at::equal(zeros, at::full({40}, 128, at::kByte)));
+  EXPECT_EQ(zero_point, 255);
+  EXPECT_TRUE(at::equal(q, at::tensor({255, 253, 253, 0, 255}, at::kByte))) << q;
+  // Only positive values: zero point 0, the whole range for them.
+  const auto [positive, positive_scale, positive_zero] =
+      quantize_u8(at::tensor({0.0f, 1.0f, 2.0f}));
+  EXPECT_EQ(positive_zero, 0);
+  EXPECT_TRUE(at::equal(positive, at::tensor({0, 128, 255}, at::kByte))) << positive;
+  EXPECT_NEAR(positive_scale, 2.0 / 255, 1e-9);
+  // A tensor of zeros is exact at any scale.
+  const auto [zeros, zero_scale, zeros_zero] = quantize_u8(at::zeros({40}, at::kBFloat16));
+  EXPECT_TRUE(at::equal(zeros, at::full({40}, zeros_zero, at::kByte)));
   EXPECT_GT(zero_scale, 0);
   // Non-contiguous and 3-D inputs keep their shape.
   const at::Tensor strided = at::randn({4, 6, 8}).transpose(0, 2);
-  const auto [q3, scale3] = quantize_u8(strided);
+  const auto [q3, scale3, zero3] = quantize_u8(strided);
   EXPECT_EQ(q3.sizes(), strided.sizes());
-  EXPECT_TRUE(at::equal(q3, expected_quantized(strided)));
+  EXPECT_TRUE(at::equal(q3, expected_quantized(strided).q));
 }
 
-// Each product term is off by at most |x|·δw + |ŵ|·δx, with δ half a quantisation step; the
+// Each product term is off by at most |x|·δw + |ŵ|·δx, δw half a step, δx one; the
 // output within that bound summed over the inner dimension, and in practice far inside it.
 TEST_F(Int8Linear, ProductsStayWithinTheirRoundingBound) {
   const int64_t rows = 37, in = 96, out = 80;
@@ -71,15 +93,17 @@ TEST_F(Int8Linear, ProductsStayWithinTheirRoundingBound) {
   const PackedInt8Linear packed = pack_int8_linear(w, b);
   EXPECT_EQ(packed.weight.scalar_type(), at::kChar);
   EXPECT_EQ(packed.weight.numel(), out * in);
-  const auto [q, x_scale] = quantize_u8(x);
+  const auto [q, x_scale, x_zero] = quantize_u8(x);
   const at::Tensor reference = at::linear(x, w, b);
-  const at::Tensor x_step = at::full({1, in}, x_scale / 2);
+  // An input's rounding is half a step, but the largest one may lose a whole step to the clamp
+  // at 255 (its rounding and the zero point's both rounded up).
+  const at::Tensor x_step = at::full({1, in}, x_scale);
   const at::Tensor w_step = packed.scale.unsqueeze(1) / 2;
   const at::Tensor bound = at::linear(x.abs(), w_step.expand({out, in})) +
                            at::linear(x_step.expand({rows, in}), w.abs() + w_step) + 1e-4;
   for (const at::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
-    const at::Tensor y =
-        int8_linear(q, x_scale, packed.weight, packed.scale, packed.bias, "none", "", dtype);
+    const at::Tensor y = int8_linear(q, x_scale, x_zero, packed.weight, packed.scale, packed.bias,
+                                     "none", "", dtype);
     ASSERT_EQ(y.scalar_type(), dtype);
     ASSERT_EQ(y.sizes(), reference.sizes());
     const at::Tensor error = (y.to(at::kFloat) - reference).abs();
@@ -92,19 +116,19 @@ TEST_F(Int8Linear, ProductsStayWithinTheirRoundingBound) {
     EXPECT_GT(relative, 0.0) << "an int8 product that equals fp32 exactly was not quantised";
   }
   // GELU on the way out, as aten::gelu computes it on the dequantised product.
-  const at::Tensor fp32 =
-      int8_linear(q, x_scale, packed.weight, packed.scale, packed.bias, "none", "", at::kFloat);
+  const at::Tensor fp32 = int8_linear(q, x_scale, x_zero, packed.weight, packed.scale, packed.bias,
+                                      "none", "", at::kFloat);
   for (const std::string approximate : {"none", "tanh"}) {
-    const at::Tensor gelu = int8_linear(q, x_scale, packed.weight, packed.scale, packed.bias,
-                                        "gelu", approximate, at::kFloat);
+    const at::Tensor gelu = int8_linear(q, x_scale, x_zero, packed.weight, packed.scale,
+                                        packed.bias, "gelu", approximate, at::kFloat);
     EXPECT_LT((gelu - at::gelu(fp32, approximate)).abs().max().item<double>(), 1e-4) << approximate;
   }
   // Inputs of three dimensions come back in three.
-  const auto [q3, scale3] = quantize_u8(x.view({1, rows, in}));
-  EXPECT_EQ(
-      int8_linear(q3, scale3, packed.weight, packed.scale, std::nullopt, "none", "", at::kFloat)
-          .sizes(),
-      (std::vector<int64_t>{1, rows, out}));
+  const auto [q3, scale3, zero3] = quantize_u8(x.view({1, rows, in}));
+  EXPECT_EQ(int8_linear(q3, scale3, zero3, packed.weight, packed.scale, std::nullopt, "none", "",
+                        at::kFloat)
+                .sizes(),
+            (std::vector<int64_t>{1, rows, out}));
 }
 
 int count(const torch::jit::Graph& graph, const std::string& kind) {
