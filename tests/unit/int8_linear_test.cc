@@ -10,6 +10,7 @@
 #include <torch/script.h>
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "engine/runtime/graph_rewrites.h"
@@ -76,6 +77,12 @@ TEST_F(Int8Linear, QuantisedInputsFollowTheFormulaExactly) {
   const auto [zeros, zero_scale, zeros_zero] = quantize_u8(at::zeros({40}, at::kBFloat16));
   EXPECT_TRUE(at::equal(zeros, at::full({40}, zeros_zero, at::kByte)));
   EXPECT_GT(zero_scale, 0);
+  // A non-finite input gets scale 1 and zero point 0 rather than an undefined conversion.
+  const auto [infinite, infinite_scale, infinite_zero] =
+      quantize_u8(at::tensor({1.0f, std::numeric_limits<float>::infinity(), -2.0f}));
+  EXPECT_EQ(infinite_scale, 1.0);
+  EXPECT_EQ(infinite_zero, 0);
+  EXPECT_EQ(infinite.size(0), 3);
   // Non-contiguous and 3-D inputs keep their shape.
   const at::Tensor strided = at::randn({4, 6, 8}).transpose(0, 2);
   const auto [q3, scale3, zero3] = quantize_u8(strided);
