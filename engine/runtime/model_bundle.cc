@@ -116,7 +116,7 @@ ModelBundle load_bundle(const ModelConfig& config) {
                        bundle.device.str());
     check<ConfigError>(int8_linear_available(),
                        "model.quantize: int8 needs a CPU with VNNI (AVX-512 VNNI or AVX-VNNI) and "
-                       "a LibTorch built with oneDNN; this machine has not both. Use "
+                       "a LibTorch built with oneDNN, and this machine lacks one of them; use "
                        "model.quantize: none");
   }
   bundle.model = load_model(bundle.manifest, options);
