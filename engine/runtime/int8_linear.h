@@ -3,9 +3,8 @@
 // channel and prepacked for oneDNN; each input is quantised at run time, per tensor and
 // asymmetrically, to unsigned 8 bits over [min(x, 0), max(x, 0)] (a GELU's output, mostly
 // positive, then gets nearly twice the steps a symmetric scale gives it); the product runs on
-// oneDNN's u8×s8 kernels
-// (AVX-512 VNNI), which dequantise, add the bias and apply a GELU on the way out, in the model's
-// dtype. On the two cores here that product ran 1.8× (AMD EPYC) to 7× (Xeon without AMX) the
+// oneDNN's u8×s8 kernels (AVX-512 VNNI), which dequantise, add the bias and apply a GELU on the
+// way out, in the model's dtype. On the two cores here that product ran 1.8× (AMD EPYC) to 7× (Xeon without AMX) the
 // bf16 one (docs/speed.md). The price: a per-tensor input scale makes a record's score depend,
 // within the quantisation step, on the other records of its batch; the same input and config make
 // the same batches, so runs, resumed jobs and launches stay byte-identical.
