@@ -1,6 +1,6 @@
 // The products behind model.quantize int8, one layer at a time: oneDNN's fp32 and bf16 linear
-// primitives against engine::quantize_u8 + engine::int8_linear on the same random layer, and the
-// error of each against an fp64 product. Prints a markdown table; docs/speed.md keeps a run.
+// primitives against engine::quantize_u8_rows + engine::int8_linear on the same random layer, and
+// the error of each against an fp64 product. Prints a markdown table; docs/speed.md keeps a run.
 //
 //   build/bench/int8_linear_bench [--rows 4096] [--threads 2] [--repeats 10]
 #include <ATen/ATen.h>
@@ -43,6 +43,28 @@ at::Tensor onednn_linear(const at::Tensor& x, const at::Tensor& w, const at::Ten
   return stack[0].toTensor();
 }
 
+// The product alone with one input scale for the whole tensor and the bias and bf16 output done
+// inside oneDNN: what model.quantize int8 ran before scales per row, for comparison.
+at::Tensor per_tensor_product(const at::Tensor& q, const engine::PackedInt8Linear& packed) {
+  static const c10::OperatorHandle op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("onednn::qlinear_pointwise", "");
+  torch::jit::Stack stack{q,
+                          0.01,
+                          int64_t{128},
+                          packed.weight,
+                          packed.scale,
+                          at::zeros({packed.scale.size(0)}, at::kLong),
+                          packed.bias,
+                          1.0,
+                          int64_t{0},
+                          at::kBFloat16,
+                          std::string("none"),
+                          c10::List<std::optional<at::Scalar>>(),
+                          std::string()};
+  op.callBoxed(stack);
+  return stack[0].toTensor();
+}
+
 double relative_error(const at::Tensor& y, const at::Tensor& reference) {
   return ((y.to(at::kDouble) - reference).norm() / reference.norm()).item<double>();
 }
@@ -74,8 +96,8 @@ int main(int argc, char** argv) {
   std::printf("rows %lld, %d threads, best of %d\n\n", static_cast<long long>(rows), threads,
               repeats);
   std::printf(
-      "| in → out | fp32 ms | bf16 ms | quantize ms | int8 ms (GFLOP/s) | "
-      "error fp32 / bf16 / int8 |\n|---|---|---|---|---|---|\n");
+      "| in → out | fp32 ms | bf16 ms | quantize ms | int8 ms (GFLOP/s) | int8 per-tensor ms | "
+      "error fp32 / bf16 / int8 |\n|---|---|---|---|---|---|---|\n");
   for (const auto& [in, out] : std::vector<std::pair<int64_t, int64_t>>{
            {768, 768}, {768, 3072}, {3072, 768}, {1024, 1024}, {1024, 4096}}) {
     const at::Tensor x = at::randn({rows, in});
@@ -87,20 +109,16 @@ int main(int argc, char** argv) {
     const double fp32 = best_ms([&] { onednn_linear(x, w, b); }, repeats);
     const double bf16 = best_ms([&] { onednn_linear(xb, wb, bb); }, repeats);
     const engine::PackedInt8Linear packed = engine::pack_int8_linear(w, b);
-    const double quantize = best_ms([&] { engine::quantize_u8(xb); }, repeats);
-    const auto [q, scale, zero] = engine::quantize_u8(xb);
+    const double quantize = best_ms([&] { engine::quantize_u8_rows(xb); }, repeats);
+    const auto [q, scale, zero] = engine::quantize_u8_rows(xb);
     const double int8 = best_ms(
-        [&] {
-          engine::int8_linear(q, scale, zero, packed.weight, packed.scale, packed.bias, "none", "",
-                              at::kBFloat16);
-        },
-        repeats);
-    const at::Tensor y8 = engine::int8_linear(q, scale, zero, packed.weight, packed.scale,
-                                              packed.bias, "none", "", at::kFloat);
+        [&] { engine::int8_linear(q, scale, zero, packed, "none", "", at::kBFloat16); }, repeats);
+    const double per_tensor = best_ms([&] { per_tensor_product(q, packed); }, repeats);
+    const at::Tensor y8 = engine::int8_linear(q, scale, zero, packed, "none", "", at::kFloat);
     const double gflop = 2.0 * static_cast<double>(rows * in * out) / 1e9;
-    std::printf("| %lld → %lld | %.2f | %.2f | %.2f | %.2f (%.0f) | %.4f / %.4f / %.4f |\n",
+    std::printf("| %lld → %lld | %.2f | %.2f | %.2f | %.2f (%.0f) | %.2f | %.4f / %.4f / %.4f |\n",
                 static_cast<long long>(in), static_cast<long long>(out), fp32, bf16, quantize, int8,
-                gflop / int8 * 1e3, relative_error(onednn_linear(x, w, b), reference),
+                gflop / int8 * 1e3, per_tensor, relative_error(onednn_linear(x, w, b), reference),
                 relative_error(onednn_linear(xb, wb, bb), reference),
                 relative_error(y8, reference));
   }

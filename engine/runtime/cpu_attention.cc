@@ -16,6 +16,8 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include "engine/runtime/cpu_vector_math.h"
+
 namespace engine {
 namespace {
 
@@ -35,25 +37,6 @@ struct Scratch {
   std::vector<uint16_t> probabilities;  // [8][keys rounded up to even]
   std::vector<float> sums;              // [8]
 };
-
-// exp(x) for x <= 0, to fp32 rounding: x = n·ln2 + r, |r| <= ln2/2, a degree-6 polynomial of r,
-// and 2^n put into the exponent. Below -87 the result is 0.
-ENGINE_AVX512_BF16 inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187045e-06f), r);
-  __m512 p = _mm512_set1_ps(1.3981999507e-3f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-  const __m512i exponent =
-      _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(p, _mm512_castsi512_ps(exponent));
-}
 
 ENGINE_AVX512_BF16 inline __m512 broadcast_pair(const uint16_t* pair) {
   int32_t bits;
@@ -150,7 +133,7 @@ ENGINE_AVX512_BF16 void softmax_rows(Scratch& s, int64_t keys, int64_t score_str
                                                 : (1u << static_cast<unsigned>(left)) - 1);
       const __m512 x =
           _mm512_fmsub_ps(_mm512_maskz_loadu_ps(lanes, scores + j), scale_vector, shift);
-      const __m512 e = _mm512_maskz_mov_ps(lanes, exp_nonpositive(x));
+      const __m512 e = _mm512_maskz_mov_ps(lanes, exp16(x));
       sum = _mm512_add_ps(sum, e);
       const __m256i packed = (__m256i)_mm512_cvtneps_pbh(e);
       const int64_t store = std::min<int64_t>(probability_stride - j, kPanel);

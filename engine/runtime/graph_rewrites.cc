@@ -132,7 +132,7 @@ int route_linear_through_int8(torch::jit::Graph& graph, c10::ScalarType dtype) {
     if (node->kind() == c10::aten::linear) linears.push_back(node);
   }
   std::map<std::pair<const c10::TensorImpl*, const c10::TensorImpl*>, PackedInt8Linear> packs;
-  std::unordered_map<torch::jit::Value*, torch::jit::Node*> quantized;  // input -> quantize_u8
+  std::unordered_map<torch::jit::Value*, torch::jit::Node*> quantized;  // input -> its quantize
   int rewritten = 0;
   for (torch::jit::Node* linear : linears) {
     const std::optional<c10::IValue> weight = torch::jit::toIValue(linear->input(1));
@@ -161,19 +161,19 @@ int route_linear_through_int8(torch::jit::Graph& graph, c10::ScalarType dtype) {
       // Nodes are visited in order, so the first linear layer to read an input precedes the rest.
       torch::jit::Node* node = graph.insertNode(graph.create(quantize, {input}, 3));
       node->output(0)->setType(c10::TensorType::get());
-      node->output(1)->setType(c10::FloatType::get());
-      node->output(2)->setType(c10::IntType::get());
+      node->output(1)->setType(c10::TensorType::get());
+      node->output(2)->setType(c10::TensorType::get());
       known = quantized.emplace(input, node).first;
     }
     const PackedInt8Linear& packed = pack->second;
     torch::jit::Value* fused = graph.insert(
-        int8_linear,
-        {known->second->output(0), known->second->output(1), known->second->output(2),
-         insert_tensor_constant(graph, packed.weight), graph.insertConstant(packed.scale),
-         packed.bias.defined() ? graph.insertConstant(packed.bias)
-                               : graph.insertConstant(c10::IValue()),
-         std::string(gelu.node != nullptr ? "gelu" : "none"),
-         std::string(gelu.node != nullptr ? gelu.approximate : ""), dtype});
+        int8_linear, {known->second->output(0), known->second->output(1), known->second->output(2),
+                      insert_tensor_constant(graph, packed.weight),
+                      graph.insertConstant(packed.scale), graph.insertConstant(packed.compensation),
+                      packed.bias.defined() ? graph.insertConstant(packed.bias)
+                                            : graph.insertConstant(c10::IValue()),
+                      std::string(gelu.node != nullptr ? "gelu" : "none"),
+                      std::string(gelu.node != nullptr ? gelu.approximate : ""), dtype});
     replace_linear(linear, gelu, fused);
     ++rewritten;
   }

@@ -16,7 +16,7 @@ namespace engine {
 int route_linear_through_onednn(torch::jit::Graph& graph);
 
 // In a frozen graph (weights as constants), each aten::linear whose weight is a floating-point
-// matrix of at least 16 × 16 that nothing but linear layers reads becomes engine::quantize_u8 of
+// matrix of at least 16 × 16 that nothing but linear layers reads becomes engine::quantize_u8_rows of
 // its input (once per input) and engine::int8_linear with the weight quantised and packed
 // (int8_linear.h), a following GELU folded in; its output in `dtype`. The rest are left as they
 // are. Returns how many it rewrote.

@@ -322,6 +322,27 @@ TEST(PrecisionTest, Int8LinearLayersScoreEveryFamilyCloseToFp32) {
   }
 }
 
+// int8 inputs are scaled per token, so a pair scores the same alone as in a batch of others:
+// within fp32's rounding across batch sizes and paddings (a scale shared by the batch moved
+// scores by about 1e-2 here).
+TEST(PrecisionTest, Int8ScoresDoNotDependOnTheBatch) {
+  if (!int8_linear_available()) GTEST_SKIP() << "this CPU or LibTorch runs no int8 products";
+  testing::TempDir dir;
+  const auto pairs = testing::read_lines(fixture_path("pairs.jsonl"));
+  for (const std::string bundle : {"xlmr_tiny", "llm_tiny"}) {
+    const std::vector<std::string> int8 = {"model.quantize=int8", "task.max_length=128"};
+    auto batched = int8;
+    batched.push_back("batching.max_batch_size=16");
+    auto alone = int8;
+    alone.push_back("batching.max_batch_size=1");
+    alone.push_back("batching.pad_multiple=1");
+    const auto together = testing::run_job(fixture_path(bundle), pairs, "score", batched, dir);
+    const auto single = testing::run_job(fixture_path(bundle), pairs, "score", alone, dir);
+    ASSERT_EQ(single.size(), together.size()) << bundle;
+    EXPECT_LE(max_score_difference(single, together), 1e-5) << bundle;
+  }
+}
+
 // The packed int8 weights replace the floating-point ones: fewer bytes than fp32 and than bf16.
 TEST(PrecisionTest, Int8LinearLayersWeighLessThanBf16Ones) {
   if (!int8_linear_available()) GTEST_SKIP() << "this CPU or LibTorch runs no int8 products";
