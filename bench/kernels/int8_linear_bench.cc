@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
   std::printf("rows %lld, %d threads, best of %d\n\n", static_cast<long long>(rows), threads,
               repeats);
   std::printf(
-      "| in → out | fp32 ms | bf16 ms | quantize ms | int8 ms (GFLOP/s) | int8 per-tensor ms | "
-      "error fp32 / bf16 / int8 |\n|---|---|---|---|---|---|---|\n");
+      "| in → out | fp32 ms | bf16 ms | quantize ms | int8 ms (GFLOP/s) | int8 + GELU ms | "
+      "int8 per-tensor ms | error fp32 / bf16 / int8 |\n|---|---|---|---|---|---|---|---|\n");
   for (const auto& [in, out] : std::vector<std::pair<int64_t, int64_t>>{
            {768, 768}, {768, 3072}, {3072, 768}, {1024, 1024}, {1024, 4096}}) {
     const at::Tensor x = at::randn({rows, in});
@@ -113,12 +113,14 @@ int main(int argc, char** argv) {
     const auto [q, scale, zero] = engine::quantize_u8_rows(xb);
     const double int8 = best_ms(
         [&] { engine::int8_linear(q, scale, zero, packed, "none", "", at::kBFloat16); }, repeats);
+    const double with_gelu = best_ms(
+        [&] { engine::int8_linear(q, scale, zero, packed, "gelu", "", at::kBFloat16); }, repeats);
     const double per_tensor = best_ms([&] { per_tensor_product(q, packed); }, repeats);
     const at::Tensor y8 = engine::int8_linear(q, scale, zero, packed, "none", "", at::kFloat);
     const double gflop = 2.0 * static_cast<double>(rows * in * out) / 1e9;
-    std::printf("| %lld → %lld | %.2f | %.2f | %.2f | %.2f (%.0f) | %.2f | %.4f / %.4f / %.4f |\n",
+    std::printf("| %lld → %lld | %.2f | %.2f | %.2f | %.2f (%.0f) | %.2f | %.2f | %.4f / %.4f / %.4f |\n",
                 static_cast<long long>(in), static_cast<long long>(out), fp32, bf16, quantize, int8,
-                gflop / int8 * 1e3, per_tensor, relative_error(onednn_linear(x, w, b), reference),
+                gflop / int8 * 1e3, with_gelu, per_tensor, relative_error(onednn_linear(x, w, b), reference),
                 relative_error(onednn_linear(xb, wb, bb), reference),
                 relative_error(y8, reference));
   }

@@ -39,13 +39,19 @@ ENGINE_AVX512 inline __m512 exp16(__m512 x) {
   return _mm512_mul_ps(p, _mm512_castsi512_ps(exponent));
 }
 
+// 1/d to within a few units of fp32 rounding: the 14-bit estimate and one Newton step, a
+// fraction of what a division costs on 512-bit vectors.
+ENGINE_AVX512 inline __m512 reciprocal16(__m512 d) {
+  const __m512 r = _mm512_rcp14_ps(d);
+  return _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0f)));
+}
+
 // erf(x) within 1.5e-7 (Abramowitz and Stegun 7.1.26): 1 - t·P(t)·exp(-x²), t = 1/(1 + p|x|),
 // with the sign of x.
 ENGINE_AVX512 inline __m512 erf16(__m512 x) {
   const __m512 magnitude = _mm512_abs_ps(x);
   const __m512 t =
-      _mm512_div_ps(_mm512_set1_ps(1.0f),
-                    _mm512_fmadd_ps(magnitude, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+      reciprocal16(_mm512_fmadd_ps(magnitude, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
   __m512 p = _mm512_set1_ps(1.061405429f);
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(-1.453152027f));
   p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(1.421413741f));
@@ -73,9 +79,9 @@ ENGINE_AVX512 inline __m512 gelu_tanh16(__m512 x) {
   const __m512 y = _mm512_mul_ps(_mm512_fmadd_ps(cube, _mm512_set1_ps(0.044715f), x),
                                  _mm512_set1_ps(0.79788456080286536f));
   const __m512 e = exp16(_mm512_add_ps(y, y));
-  const __m512 tanh =
-      _mm512_sub_ps(_mm512_set1_ps(1.0f),
-                    _mm512_div_ps(_mm512_set1_ps(2.0f), _mm512_add_ps(e, _mm512_set1_ps(1.0f))));
+  const __m512 tanh = _mm512_sub_ps(
+      _mm512_set1_ps(1.0f),
+      _mm512_mul_ps(_mm512_set1_ps(2.0f), reciprocal16(_mm512_add_ps(e, _mm512_set1_ps(1.0f)))));
   const __m512 half = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));
   return _mm512_fmadd_ps(half, tanh, half);
 }

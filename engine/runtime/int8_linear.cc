@@ -331,9 +331,7 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& input_scale,
   const RowEpilogue epilogue{layer.bias.defined() ? layer.bias.const_data_ptr<float>() : nullptr,
                              layer.compensation.const_data_ptr<float>(), code};
   const at::Tensor scales = input_scale.contiguous(), zeros = input_zero_point.contiguous();
-  const int64_t block = std::max<int64_t>(16, kProductBlockBytes / (4 * out_features));
-  for (int64_t first = 0; first < rows; first += block) {
-    const int64_t last = std::min(rows, first + block);
+  const auto finish_block = [&](int64_t first, int64_t last) {
     const at::Tensor product = call_boxed(
         pointwise, {rows_in.slice(0, first, last), 1.0, int64_t{0}, layer.weight, layer.scale,
                     zero_points, c10::IValue(), 1.0, int64_t{0}, at::kFloat, std::string("none"),
@@ -348,6 +346,10 @@ at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& input_scale,
     } else {
       finish_rows(epilogue, product, s, z, out.mutable_data_ptr<at::Half>() + first * out_features);
     }
+  };
+  const int64_t block = std::max<int64_t>(16, kProductBlockBytes / (4 * out_features));
+  for (int64_t first = 0; first < rows; first += block) {
+    finish_block(first, std::min(rows, first + block));
   }
   return out;
 }

@@ -6,19 +6,15 @@
 #include <fmt/format.h>
 
 #include "engine/common/error.h"
+#include "engine/common/json_schema.h"
+#include "engine/runtime/manifest_schema.h"
 
 namespace engine {
 namespace {
 
-template <typename T>
-T field(const nlohmann::json& json, const std::string& key, const std::string& file) {
-  check<ConfigError>(json.contains(key), "{}: required key '{}' is missing", file, key);
-  try {
-    return json.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw ConfigError(fmt::format("{}: key '{}' has the wrong type ({})", file, key,
-                                  json.at(key).type_name()));
-  }
+const JsonSchema& manifest_schema() {
+  static const JsonSchema schema(nlohmann::json::parse(manifest_schema_text()));
+  return schema;
 }
 
 }  // namespace
@@ -50,55 +46,39 @@ Manifest read_manifest(const std::string& directory) {
   }
   check<ConfigError>(json.is_object(), "{}: expected a JSON object", file);
 
+  // Keys, types, values and the rules between them: models/common/manifest.schema.json, the
+  // file the exporters check before they write.
+  if (const auto violation = manifest_schema().first_violation(json)) {
+    throw ConfigError(fmt::format("{}: {}", file, *violation));
+  }
   Manifest manifest;
   manifest.directory = directory;
-  manifest.format_version = field<int>(json, "format_version", file);
-  check<ConfigError>(manifest.format_version == kManifestFormatVersion,
-                     "{}: format_version {} is not supported; this engine reads version {}",
-                     file, manifest.format_version, kManifestFormatVersion);
-  manifest.family = field<std::string>(json, "family", file);
-  manifest.model_format = field<std::string>(json, "model_format", file);
-  manifest.model_file = field<std::string>(json, "model_file", file);
-  manifest.model_sha256 = field<std::string>(json, "model_sha256", file);
+  manifest.format_version = json.at("format_version").get<int>();
+  manifest.family = json.at("family").get<std::string>();
+  manifest.model_format = json.at("model_format").get<std::string>();
+  manifest.model_file = json.at("model_file").get<std::string>();
+  manifest.model_sha256 = json.at("model_sha256").get<std::string>();
   manifest.architecture = json.value("architecture", nlohmann::json::object());
-  manifest.vocab_size = field<int64_t>(json, "vocab_size", file);
-  manifest.max_positions = field<int64_t>(json, "max_positions", file);
-  check<ConfigError>(manifest.vocab_size > 0 && manifest.max_positions > 0,
-                     "{}: vocab_size and max_positions must be positive", file);
+  manifest.vocab_size = json.at("vocab_size").get<int64_t>();
+  manifest.max_positions = json.at("max_positions").get<int64_t>();
   manifest.special_tokens = json.value("special_tokens", nlohmann::json::object());
-  const auto tokenizer = field<nlohmann::json>(json, "tokenizer", file);
-  manifest.tokenizer_kind = field<std::string>(tokenizer, "kind", file + " tokenizer");
-  manifest.tokenizer_file = field<std::string>(tokenizer, "file", file + " tokenizer");
-  manifest.tokenizer = tokenizer;
-  manifest.inputs = field<std::vector<std::string>>(json, "inputs", file);
-  manifest.outputs = field<std::vector<std::string>>(json, "outputs", file);
-  manifest.dtype = field<std::string>(json, "dtype", file);
+  manifest.tokenizer = json.at("tokenizer");
+  manifest.tokenizer_kind = manifest.tokenizer.at("kind").get<std::string>();
+  manifest.tokenizer_file = manifest.tokenizer.at("file").get<std::string>();
+  manifest.inputs = json.at("inputs").get<std::vector<std::string>>();
+  manifest.outputs = json.at("outputs").get<std::vector<std::string>>();
+  manifest.dtype = json.at("dtype").get<std::string>();
   manifest.graph_dtype = json.value("graph_dtype", "float32");
-  check<ConfigError>(manifest.graph_dtype == "float32" || manifest.graph_dtype == "bfloat16" ||
-                         manifest.graph_dtype == "float16",
-                     "{}: graph_dtype '{}' is not float32, bfloat16 or float16", file,
-                     manifest.graph_dtype);
-  check<ConfigError>(manifest.graph_dtype == "float32" || manifest.graph_dtype == manifest.dtype,
-                     "{}: a graph traced in {} needs its weights stored in it, not in {} "
-                     "(export it again with tools/export.py --dtype)",
-                     file, manifest.graph_dtype, manifest.dtype);
-  manifest.embedding_parameter = field<std::string>(json, "embedding_parameter", file);
+  manifest.embedding_parameter = json.at("embedding_parameter").get<std::string>();
   manifest.embedding_scale = json.value("embedding_scale", "");
   if (json.contains("embedding_table")) {
-    const auto table = field<nlohmann::json>(json, "embedding_table", file);
-    const std::string where = file + " embedding_table";
+    const nlohmann::json& table = json.at("embedding_table");
     Manifest::EmbeddingTable& stored = manifest.embedding_table;
-    stored.file = field<std::string>(table, "file", where);
-    stored.dtype = field<std::string>(table, "dtype", where);
-    stored.rows = field<int64_t>(table, "rows", where);
-    stored.cols = field<int64_t>(table, "cols", where);
-    stored.sha256 = field<std::string>(table, "sha256", where);
-    check<ConfigError>(stored.dtype == "int8" || stored.dtype == "bfloat16",
-                       "{}: dtype '{}' is not int8 or bfloat16", where, stored.dtype);
-    check<ConfigError>(stored.rows > 0 && stored.cols > 0, "{}: rows and cols must be positive",
-                       where);
-    check<ConfigError>(stored.dtype != "int8" || !manifest.embedding_scale.empty(),
-                       "{}: an int8 table needs embedding_scale", file);
+    stored.file = table.at("file").get<std::string>();
+    stored.dtype = table.at("dtype").get<std::string>();
+    stored.rows = table.at("rows").get<int64_t>();
+    stored.cols = table.at("cols").get<int64_t>();
+    stored.sha256 = table.at("sha256").get<std::string>();
   }
   manifest.source = json.value("source", nlohmann::json::object());
   manifest.document = std::move(json);

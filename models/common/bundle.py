@@ -28,6 +28,7 @@ from torch import nn
 
 MODEL_FILE = "model.pt"
 MANIFEST_FILE = "engine.json"
+MANIFEST_SCHEMA = Path(__file__).resolve().parent / "manifest.schema.json"
 # Written into every tiny checkpoint; the manifest's source.tiny says whether
 # a bundle was made from one.
 TINY_MARKER = "tiny_checkpoint.json"
@@ -414,7 +415,26 @@ def convert_bundle_dtype(out_dir: Path, dtype: str, embedding_dtype: str = "same
     write_manifest(out_dir, manifest)
 
 
+def manifest_schema() -> dict:
+    """The bundle contract, models/common/manifest.schema.json: the engine checks every
+    engine.json it reads against the same file (built into it)."""
+    return json.loads(MANIFEST_SCHEMA.read_text(encoding="utf-8"))
+
+
+def check_manifest(manifest: dict) -> None:
+    """Raises ValueError naming the key if ``manifest`` breaks the schema."""
+    import jsonschema  # noqa: PLC0415 (only the exporters and tests need it)
+
+    errors = sorted(jsonschema.Draft202012Validator(manifest_schema()).iter_errors(manifest),
+                    key=lambda e: list(e.absolute_path))
+    if errors:
+        where = ".".join(str(p) for p in errors[0].absolute_path) or "(document)"
+        raise ValueError(f"engine.json breaks {MANIFEST_SCHEMA.name} at {where}: "
+                         f"{errors[0].message}")
+
+
 def write_manifest(out_dir: Path, manifest: dict) -> None:
+    check_manifest(manifest)
     text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
     atomic_write_bytes(out_dir / MANIFEST_FILE, lambda p: p.write_text(text, encoding="utf-8"))
 

@@ -220,8 +220,13 @@ def read_checkpoint(checkpoint_dir) -> Checkpoint:
                       max_length, notes)
 
 
-def build_model(ck: Checkpoint, kind: str) -> tuple[torch.nn.Module, list[str]]:
+def build_model(ck: Checkpoint, kind: str,
+                attention: str = "eager") -> tuple[torch.nn.Module, list[str]]:
     """The HF model for ``kind`` with the checkpoint's weights loaded strictly.
+
+    ``attention`` is transformers' attention implementation: "eager" (what
+    ModelScope runs, and the reference's choice) or "sdpa" (the exporter's:
+    one fused call per layer, docs/speed.md).
 
     cross_encoder: BertForSequenceClassification; bi_encoder: BertModel
     without pooler.  Returns (model in eval mode, checkpoint keys left unused).
@@ -230,8 +235,10 @@ def build_model(ck: Checkpoint, kind: str) -> tuple[torch.nn.Module, list[str]]:
     """
     if kind not in KINDS:
         raise ValueError(f"kind {kind!r} must be one of {KINDS}")
+    if attention not in ("eager", "sdpa"):
+        raise ValueError(f"attention {attention!r} must be 'eager' or 'sdpa'")
     config = BertConfig.from_dict(ck.config.to_dict())
-    config._attn_implementation = "eager"
+    config._attn_implementation = attention
     config.torchscript = True  # tuple outputs
     if kind == "cross_encoder":
         cls_w = ck.state_dict.get("classifier.weight")

@@ -156,7 +156,10 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
         raise ValueError(f"kind {kind!r} must be one of {KINDS}")
     ck: Checkpoint = read_checkpoint(checkpoint_dir)
     out = Path(out_dir).resolve()
-    model, unused = build_model(ck, kind)
+    # SDPA attention, as the cross-encoder exporter traces it: while tracing, transformers keeps
+    # the padded 4D mask in the graph (no all-ones shortcut), and compare_with_eager checks
+    # batches with and without padding against the untraced model.
+    model, unused = build_model(ck, kind, attention="sdpa")
     cfg = model.config
     max_positions = cfg.max_position_embeddings
     max_length = resolve_max_length(max_length, ck.default_max_length, max_positions)

@@ -86,7 +86,7 @@ TEST_F(BundleErrorsTest, ManifestProblemsNameTheKey) {
   edit_manifest([](nlohmann::json& manifest) { manifest.erase("max_positions"); });
   expect_refused("engine.json: required key 'max_positions' is missing");
   edit_manifest([](nlohmann::json& manifest) { manifest["max_positions"] = "many"; });
-  expect_refused("key 'max_positions' has the wrong type (string)");
+  expect_refused("engine.json: max_positions: expected integer, found string");
   edit_manifest([](nlohmann::json& manifest) {
     manifest["max_positions"] = 512;
     manifest["family"] = "unheard_of";
