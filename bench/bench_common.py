@@ -77,19 +77,21 @@ def converted(source: Path, name: str, dtype: str, embedding_dtype: str = "same"
     return out
 
 
-def traced(source: Path, name: str, dtype: str, embedding_dtype: str = "same") -> Path:
+def traced(source: Path, name: str, dtype: str, embedding_dtype: str = "same",
+           model_format: str = "torchscript") -> Path:
     """The checkpoint behind the fp32 bundle `source` exported again with its graph traced in
     `dtype` (tools/export.py --dtype, which the engine runs without autocast), and its table in
-    `embedding_dtype`. Unlike converted(), every tensor is in `dtype`, LayerNorm's included."""
+    `embedding_dtype`. Unlike converted(), every tensor is in `dtype`, LayerNorm's included.
+    `model_format` aoti compiles it into an AOTInductor package for this CPU instead."""
     out = source.parent / name
     if not (out / "engine.json").is_file():
         log(f"exporting {source.name} again as {name} ({dtype} graph, embeddings "
-            f"{embedding_dtype})")
+            f"{embedding_dtype}, {model_format})")
         family = json.loads((source / "engine.json").read_text())["family"]
         subprocess.run([str(PYTHON), "tools/export.py", "--family", family, "--checkpoint",
                         str(checkpoint_of(source)), "--out", str(out), "--dtype", dtype,
-                        "--embedding-dtype", embedding_dtype], cwd=REPO, check=True,
-                       stdout=subprocess.DEVNULL)
+                        "--embedding-dtype", embedding_dtype, "--format", model_format],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     return out
 
 

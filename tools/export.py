@@ -58,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
                              "Python: the engine loads it at its final size and runs it in this "
                              "dtype only. For bf16 arithmetic with fp32 LayerNorm parameters, "
                              "export fp32 and run it with model.dtype: bf16 (docs/speed.md)")
+    parser.add_argument("--format", choices=["torchscript", "aoti"], default="torchscript",
+                        help="the model file: a TorchScript trace (model.pt) or an AOTInductor "
+                             "package compiled for this machine's CPU (model.pt2; "
+                             "engine.json compiled_for). docs/models.md")
     parser.add_argument("--embedding-dtype", choices=["same", "bf16", "int8"], default="same",
                         help="store the word-embedding table apart, in bf16 or in int8 with a "
                              "scale per row; the engine maps it into memory")
@@ -88,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     shapes = getattr(family, "TINY_SHAPES", {})
     if args.shape is not None and (not args.tiny or args.shape not in shapes):
         parser.error(f"--shape needs --tiny and one of {sorted(shapes)} for family {args.family}")
+    if args.format == "aoti" and args.embedding_dtype != "same":
+        parser.error("--embedding-dtype needs --format torchscript: a package holds its table")
     if args.kind is not None and "kind" not in inspect.signature(family.export_bundle).parameters:
         parser.error(f"--kind is not supported by family {args.family}")
 
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         kwargs = {} if args.kind is None else {"kind": args.kind}
         family.export_bundle(checkpoint, args.out, max_length=args.max_length, dtype=args.dtype,
-                             **kwargs)
+                             model_format=args.format, **kwargs)
         if args.embedding_dtype != "same":
             from models.common.bundle import convert_bundle_dtype
             convert_bundle_dtype(args.out, args.dtype, args.embedding_dtype)

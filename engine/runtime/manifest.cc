@@ -57,6 +57,7 @@ Manifest read_manifest(const std::string& directory) {
   manifest.family = json.at("family").get<std::string>();
   manifest.model_format = json.at("model_format").get<std::string>();
   manifest.model_file = json.at("model_file").get<std::string>();
+  manifest.compiled_for = json.value("compiled_for", nlohmann::json::object());
   manifest.model_sha256 = json.at("model_sha256").get<std::string>();
   manifest.architecture = json.value("architecture", nlohmann::json::object());
   manifest.vocab_size = json.at("vocab_size").get<int64_t>();

@@ -14,7 +14,10 @@ struct Manifest {
   std::string directory;  // the bundle folder; file names below are relative to it
   int format_version = 0;
   std::string family;
-  std::string model_format;  // "torchscript"
+  std::string model_format;  // "torchscript" (model.pt) or "aoti" (model.pt2, a compiled package)
+  // A package's target: {"device", "vector_isa", "cpu_features", "torch_version"}; empty for
+  // TorchScript.
+  nlohmann::json compiled_for;
   std::string model_file;
   std::string model_sha256;
   nlohmann::json architecture;
@@ -26,7 +29,7 @@ struct Manifest {
   nlohmann::json tokenizer;  // the whole "tokenizer" object, options included
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;
-  std::string dtype;        // the stored matrices: "float32" | "bfloat16" | "float16"
+  std::string dtype;  // the stored matrices: "float32" | "bfloat16" | "float16"
   // The dtype the graph was traced in (tools/export.py --dtype): a graph traced in bfloat16 or
   // float16 holds every floating-point tensor in it and runs in that dtype only; one traced in
   // float32 (the default, and bundles exported before the key) runs under autocast in any dtype.
@@ -37,7 +40,7 @@ struct Manifest {
   std::string embedding_scale;
   // The table stored apart from the model file, raw and row-major, to be mapped into memory.
   struct EmbeddingTable {
-    std::string file;  // empty: the table is inside the model file
+    std::string file;   // empty: the table is inside the model file
     std::string dtype;  // "int8" | "bfloat16"
     int64_t rows = 0;
     int64_t cols = 0;

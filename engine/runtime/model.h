@@ -1,5 +1,6 @@
-// A loaded model graph behind one interface, so that the bundle format (TorchScript today; a
-// torch.export / AOTInductor package later) is known to one loader only.
+// A loaded model graph behind one interface, so that each bundle format (engine.json model_format:
+// a TorchScript trace, or an AOTInductor package compiled ahead of time) is known to its loader
+// only (model_formats.h).
 #pragma once
 
 #include <memory>
@@ -63,7 +64,8 @@ c10::ScalarType kept_dtype(const std::string& name, const at::Tensor& value,
                            const ModelLoadOptions& options);
 
 // Loads the bundle's model file. Throws ConfigError when it is missing, does not match the
-// manifest's checksum, or cannot be read as the manifest's model_format.
+// manifest's checksum, cannot be read as the manifest's model_format, or is a package compiled
+// for another machine or asked for what it cannot do (a cast, int8 layers).
 std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptions& options);
 
 }  // namespace engine

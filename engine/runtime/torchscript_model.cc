@@ -1,7 +1,5 @@
 // The TorchScript loader: the only place that knows the bundle's model is a torch.jit archive.
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <optional>
 
 #include <ATen/Config.h>
@@ -17,10 +15,10 @@
 #include <torch/script.h>
 
 #include "engine/common/error.h"
-#include "engine/common/sha256.h"
 #include "engine/runtime/cpu_attention.h"
 #include "engine/runtime/graph_rewrites.h"
 #include "engine/runtime/model.h"
+#include "engine/runtime/model_formats.h"
 
 namespace engine {
 namespace {
@@ -223,21 +221,9 @@ c10::ScalarType kept_dtype(const std::string& name, const at::Tensor& value,
   return options.dtype;
 }
 
-std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptions& options) {
-  check<ConfigError>(manifest.model_format == "torchscript",
-                     "{}/engine.json: model_format '{}' is not supported; expected torchscript",
-                     manifest.directory, manifest.model_format);
+std::unique_ptr<Model> load_torchscript_model(const Manifest& manifest,
+                                              const ModelLoadOptions& options) {
   const std::string path = manifest.model_path();
-  check<ConfigError>(std::filesystem::is_regular_file(path),
-                     "model file '{}' is missing; re-export the bundle with tools/export.py", path);
-  if (options.verify_checksum) {
-    const std::string actual = file_sha256(path);
-    check<ConfigError>(actual == manifest.model_sha256,
-                       "model file '{}' is corrupt or was replaced: its SHA-256 is {} but "
-                       "engine.json says {}; re-export the bundle (or set "
-                       "model.verify_checksum: false if you changed it on purpose)",
-                       path, actual, manifest.model_sha256);
-  }
   torch::jit::Module module;
   try {
     module = torch::jit::load(path, options.device);

@@ -257,7 +257,7 @@ def _compare_with_flagembedding(ckpt: Path, traced, max_length: int, skip_ids: l
 
 @torch.no_grad()
 def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
-                  dtype: str = "fp32") -> Path:
+                  dtype: str = "fp32", model_format: str = "torchscript") -> Path:
     """Trace ``checkpoint_dir`` into a bundle at ``out_dir`` and verify it
     against the eager wrapper and, where installed, FlagEmbedding.
 
@@ -300,7 +300,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
 
     model_path, emb_name, (worst, flag) = save_verified_trace(
         wrapper, batch([11, 7]), out, verify, wrapper.backbone.get_input_embeddings().weight,
-        dtype=dtype)
+        dtype=dtype, model_format=model_format)
 
     atomic_copy(spm_src, out / SPM_FILE)
     manifest = {
@@ -327,7 +327,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
           f"hidden={arch['hidden_size']} heads={arch['num_heads']} colbert_dim={colbert_dim}")
     print(f"  vocab:      {cfg.vocab_size} (sentencepiece {sp_size}), "
           f"max_positions={max_positions}, max_length={max_length}, sparse_skip_ids={skip_ids}")
-    print(f"  model.pt:   {model_path.stat().st_size / 1e6:.2f} MB sha256={manifest['model_sha256'][:16]}...")
+    print(f"  {model_path.name}:   {model_path.stat().st_size / 1e6:.2f} MB sha256={manifest['model_sha256'][:16]}...")
     print(f"  trace check: {len(checks)} batches, max abs diff {worst:.2e} (tol {TRACE_TOL:g})")
     if flag is not None:
         print(f"  FlagEmbedding check: {flag[1]} texts (up to {flag[2]} tokens), "

@@ -27,6 +27,7 @@ import transformers
 from torch import nn
 
 MODEL_FILE = "model.pt"
+MODEL_FORMATS = ("torchscript", "aoti")
 MANIFEST_FILE = "engine.json"
 MANIFEST_SCHEMA = Path(__file__).resolve().parent / "manifest.schema.json"
 # Written into every tiny checkpoint; the manifest's source.tiny says whether
@@ -235,7 +236,7 @@ def dtype_fields(dtype: str) -> dict:
 
 def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
                         embedding_weight: torch.Tensor, *, ignore_tracer_warnings: bool = False,
-                        dtype: str = "fp32", float32_heads=()):
+                        dtype: str = "fp32", float32_heads=(), model_format: str = "torchscript"):
     """Trace ``module`` on ``example`` into ``out_dir``/model.pt.
 
     ``verify(loaded)`` gets the saved-and-reloaded module, raises on any
@@ -250,8 +251,13 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
     sentence-transformers; ``verify``'s eager references then run in it too. ``float32_heads``
     (submodules, e.g. the classifier) stay float32 and get their input cast (Float32Head).
 
+    ``model_format`` aoti writes an AOTInductor package (model.pt2, aoti_package.py) instead,
+    exported from the same module and checked by the same ``verify``.
+
     Returns (model path, embedding parameter name, verify's result).
     """
+    if model_format not in MODEL_FORMATS:
+        raise ValueError(f"model format {model_format!r} is not one of {MODEL_FORMATS}")
     install_row_scaled_embedding(module, embedding_weight)
     if dtype != "fp32":
         kept = _install_float32_heads(module, float32_heads)
@@ -259,6 +265,15 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
             for tensor in [*module.parameters(), *module.buffers()]:
                 if tensor.is_floating_point() and id(tensor) not in kept:
                     tensor.data = tensor.data.to(DTYPES[dtype][1])
+    if model_format == "aoti":
+        from models.common.aoti_package import save_verified_package  # noqa: PLC0415
+
+        emb_name = parameter_name(module, embedding_weight)
+        results = []
+        with quiet_transformers():
+            path = save_verified_package(module, example, out_dir,
+                                         lambda loaded: results.append(verify(loaded)), emb_name)
+        return path, emb_name, results[0]
     with quiet_transformers(), (warnings.catch_warnings() if ignore_tracer_warnings
                                 else contextlib.nullcontext()):
         if ignore_tracer_warnings:
@@ -299,14 +314,20 @@ def resolve_max_length(max_length: int | None, default: int, max_positions: int)
 # --------------------------------------------------------------------------
 
 def manifest_header(family: str, model_path: Path) -> dict:
-    """The first engine.json fields, the same for every family."""
-    return {
+    """The first engine.json fields, the same for every family; a package (model.pt2) adds the
+    machine it was compiled for."""
+    header = {
         "format_version": 1,
         "family": family,
-        "model_format": "torchscript",
-        "model_file": MODEL_FILE,
+        "model_format": "aoti" if model_path.suffix == ".pt2" else "torchscript",
+        "model_file": model_path.name,
         "model_sha256": sha256_file(model_path),
     }
+    if header["model_format"] == "aoti":
+        from models.common.aoti_package import compile_target  # noqa: PLC0415
+
+        header["compiled_for"] = compile_target()
+    return header
 
 
 def encoder_architecture(cfg, model_type: str | None = None) -> dict:

@@ -128,7 +128,7 @@ def _load_model(checkpoint_dir: Path) -> nn.Module:
 
 @torch.no_grad()
 def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
-                  dtype: str = "fp32") -> Path:
+                  dtype: str = "fp32", model_format: str = "torchscript") -> Path:
     """Trace ``checkpoint_dir`` into a bundle at ``out_dir`` and verify it.
 
     ``max_length`` is recorded in the manifest as the default truncation
@@ -165,7 +165,8 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     model_path, emb_name, worst = save_verified_trace(
         wrapper, batch([11, 7]), out,
         lambda loaded: compare_with_eager(loaded, wrapper, batch, checks, check_output),
-        model.get_input_embeddings().weight, dtype=dtype, float32_heads=classifier_heads(model))
+        model.get_input_embeddings().weight, dtype=dtype, float32_heads=classifier_heads(model),
+        model_format=model_format)
 
     atomic_copy(spm_src, out / SPM_FILE)
     manifest = {
@@ -191,7 +192,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
           f"hidden={arch['hidden_size']} heads={arch['num_heads']} labels={arch['num_labels']}")
     print(f"  vocab:      {cfg.vocab_size} (sentencepiece {sp_size}), mask={specials['mask']}, "
           f"max_positions={max_positions}, max_length={max_length}")
-    print(f"  model.pt:   {model_path.stat().st_size / 1e6:.2f} MB sha256={manifest['model_sha256'][:16]}...")
+    print(f"  {model_path.name}:   {model_path.stat().st_size / 1e6:.2f} MB sha256={manifest['model_sha256'][:16]}...")
     print(f"  embedding:  {emb_name}")
     print(f"  trace check: {len(checks)} batches, max abs diff {worst:.2e} (tol {TRACE_TOL:g})")
     print(f"  took {time.time() - t0:.1f}s")

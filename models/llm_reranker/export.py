@@ -215,7 +215,7 @@ def _hf_yes_logits(model, hf_rope, ids, mask, yes_id):
 
 @torch.no_grad()
 def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
-                  dtype: str = "fp32") -> Path:
+                  dtype: str = "fp32", model_format: str = "torchscript") -> Path:
     """Trace ``checkpoint_dir`` into a bundle at ``out_dir`` and verify it.
 
     ``max_length`` is FlagLLMReranker's max_length (default 512): the query
@@ -315,7 +315,8 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     # the tracer warns about.
     model_path, emb_name, worst = save_verified_trace(
         wrapper, _pad(rows([11, 7]), "right", specials["pad"]), out, verify,
-        model.get_input_embeddings().weight, ignore_tracer_warnings=True, dtype=dtype)
+        model.get_input_embeddings().weight, ignore_tracer_warnings=True, dtype=dtype,
+        model_format=model_format)
     atomic_copy(spm_src, out / SPM_FILE)
 
     manifest = {
@@ -364,7 +365,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
           f"prompt={len(prompt_ids)} tokens, sep={sep_ids}")
     print(f"  lengths:    max_length={max_length} query_max={max_length * 3 // 4} "
           f"max_sequence={max_sequence} max_positions={max_positions}")
-    print(f"  model.pt:   {model_path.stat().st_size / 1e6:.2f} MB "
+    print(f"  {model_path.name}:   {model_path.stat().st_size / 1e6:.2f} MB "
           f"sha256={manifest['model_sha256'][:16]}...")
     print("  checks:     " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items())
           + f" (tol {TRACE_TOL:g}; longest row {longest})")

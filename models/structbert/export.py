@@ -142,7 +142,8 @@ def _bert_batch(gen: torch.Generator, lengths: list[int], vocab_size: int, ids: 
 
 @torch.no_grad()
 def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
-                  kind: str | None = None, dtype: str = "fp32") -> Path:
+                  kind: str | None = None, dtype: str = "fp32",
+                  model_format: str = "torchscript") -> Path:
     """Trace ``checkpoint_dir`` as ``kind`` (default cross_encoder) into a
     verified bundle at ``out_dir``.
 
@@ -182,7 +183,8 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     model_path, emb_name, worst = save_verified_trace(
         wrapper, batch([11, 7]), out,
         lambda loaded: compare_with_eager(loaded, wrapper, batch, checks, check_output),
-        model.get_input_embeddings().weight, dtype=dtype, float32_heads=classifier_heads(model))
+        model.get_input_embeddings().weight, dtype=dtype, float32_heads=classifier_heads(model),
+        model_format=model_format)
     atomic_copy(ck.path / VOCAB_FILE, out / VOCAB_FILE)
 
     architecture = encoder_architecture(cfg, model_type="bert")
@@ -227,7 +229,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     if unused:
         print(f"  unused:     {len(unused)} checkpoint tensors ({', '.join(unused[:4])}"
               f"{', ...' if len(unused) > 4 else ''})")
-    print(f"  model.pt:   {model_path.stat().st_size / 1e6:.2f} MB "
+    print(f"  {model_path.name}:   {model_path.stat().st_size / 1e6:.2f} MB "
           f"sha256={manifest['model_sha256'][:16]}...")
     print(f"  embedding:  {emb_name}")
     print(f"  trace check: {len(checks)} batches, max abs diff {worst:.2e} (tol {TRACE_TOL:g})")

@@ -53,8 +53,11 @@ $PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoi
 # The same reranker with its embedding table stored apart in int8 (mapped by the engine).
 $PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoint" \
   --out "$OUT/xlmr_tiny_int8" --embedding-dtype int8
+# The same reranker as an AOTInductor package compiled for this CPU (model_format aoti).
+$PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoint" \
+  --out "$OUT/xlmr_tiny_aoti" --format aoti
 # Every fixture manifest, as exported and broken in each way, with the jsonschema package's verdict
 # on each against models/common/manifest.schema.json (the engine's validator must agree).
 $PY tests/reference/manifest_schema_cases.py --out "$OUT/manifest_schema_cases.json" --bundles \
   "$OUT"/xlmr_tiny "$OUT"/xlmr_tiny_int8 "$OUT"/xlmr_tiny_bf16 "$OUT"/m3_tiny "$OUT"/m3_tiny_bf16 \
-  "$OUT"/sbert_tiny "$OUT"/sbert_tiny_bi "$OUT"/llm_tiny "$OUT"/llm_tiny_bf16
+  "$OUT"/sbert_tiny "$OUT"/sbert_tiny_bi "$OUT"/llm_tiny "$OUT"/llm_tiny_bf16 "$OUT"/xlmr_tiny_aoti

@@ -69,6 +69,21 @@ def mutations(manifest: dict):
         if scale is not None:
             changed["embedding_scale"] = scale
         yield name, changed
+    target = {"device": "cpu", "vector_isa": "avx512", "cpu_features": ["avx512f", "fma"]}
+    for name, format_, compiled_for in (
+            ("a package without compiled_for", "aoti", None),
+            ("a package with compiled_for (allowed)", "aoti", target),
+            ("a package compiled for a TPU", "aoti", {**target, "device": "tpu"}),
+            ("a package with an empty CPU feature", "aoti", {**target, "cpu_features": [""]}),
+            ("a package without vector_isa", "aoti",
+             {k: v for k, v in target.items() if k != "vector_isa"}),
+            ("model_format onnx", "onnx", target)):
+        changed = copy.deepcopy(manifest)
+        changed["model_format"] = format_
+        changed.pop("compiled_for", None)
+        if compiled_for is not None:
+            changed["compiled_for"] = compiled_for
+        yield name, changed
     yield "not an object", [manifest]
 
 
