@@ -18,8 +18,8 @@ Parts and systems (`--systems` takes these names; bench/peer_systems.py has the 
                  engine-fp32, engine-bf16 (the graph traced in bf16), engine-bf16-int8 (the
                  same with its int8 table), engine-bf16-autocast (the fp32 graph run with
                  model.dtype bf16), engine-fp32-fused and engine-bf16-fused (model.graph=fused:
-                 frozen, oneDNN Graph), engine-aoti-fp32 and engine-aoti-bf16 (AOTInductor
-                 packages compiled here, tools/export.py --format aoti),
+                 frozen, oneDNN Graph), engine-aoti-fp32 (an AOTInductor package compiled
+                 here, tools/export.py --format aoti),
                  flag-fp32 (FlagReranker, the reference), st-fp32, st-bf16 (sentence-transformers
                  CrossEncoder), ort-fp32, ort-opt, ort-int8 (ONNX Runtime), ov-fp32, ov-bf16,
                  ov-int8 (OpenVINO), ct2-fp32, ct2-int8 (CTranslate2)
@@ -79,7 +79,6 @@ ENGINE_VARIANTS = [
     ("engine-fp32-int8-table", "engine fp32 graph, int8 linear layers + int8 table",
      "fp32-int8", {"model.quantize": "int8"}),
     ("engine-aoti-fp32", "engine fp32, AOTInductor package", "fp32-aoti", {}),
-    ("engine-aoti-bf16", "engine bf16, AOTInductor package", "bf16-aoti", {}),
     ("engine-bf16-autocast", "engine fp32 graph under bf16 autocast", "fp32",
      {"model.dtype": "bf16"}),
     ("engine-fp32-fused", "engine fp32, fused graph", "fp32", {"model.graph": "fused"}),
@@ -246,8 +245,6 @@ def engine_rows(part: Part, bundle: Path, work: Path, inputs: Path, empty: Path,
                "bf16-int8": lambda: traced(bundle, f"{bundle.name}-bf16-tint8", "bf16", "int8"),
                "fp32-int8": lambda: traced(bundle, f"{bundle.name}-fp32-tint8", "fp32", "int8"),
                "fp32-aoti": lambda: traced(bundle, f"{bundle.name}-aoti", "fp32",
-                                           model_format="aoti"),
-               "bf16-aoti": lambda: traced(bundle, f"{bundle.name}-bf16-aoti", "bf16",
                                            model_format="aoti")}
     common = {"task.kind": part.kind, "model.threads": args.threads, "memory.warmup": "true",
               "task.max_length": args.max_length, "batching.max_batch_size": args.batch_size,
