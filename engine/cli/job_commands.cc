@@ -36,9 +36,12 @@ struct JobInput {
   nlohmann::json identity;
 };
 
-JobInput scan_job(const Config& config, const Manifest& manifest) {
+// Scans the input and resolves job.block_lines auto into `config` (the same size in every process
+// of the job, from the input alone), which the job's identity then records.
+JobInput scan_job(Config& config, const Manifest& manifest) {
   JobInput input;
   input.scan = scan_input(config.io.input_path, config.job.block_lines);
+  config.job.block_lines = input.scan.block_lines;
   input.identity = job_identity(config, manifest, input.scan);
   return input;
 }
@@ -133,7 +136,7 @@ int run_job_command(const std::string& config_file, const std::vector<std::strin
 }
 
 int merge_command(const std::string& config_file, const std::vector<std::string>& overrides) {
-  const Config config = load_config(config_file, overrides);
+  Config config = load_config(config_file, overrides);
   spdlog::set_level(spdlog::level::from_str(config.logging.level));
   const JobInput input = scan_job(config, read_manifest(config.model.path));
   JobParts(config.io.output_path).merge(input.scan, input.identity, config.io.output_path);
@@ -144,7 +147,7 @@ int merge_command(const std::string& config_file, const std::vector<std::string>
 
 int launch_command(const std::string& config_file, const std::vector<std::string>& overrides,
                    const std::string& devices, const std::string& summary_file) {
-  const Config config = load_config(config_file, overrides);
+  Config config = load_config(config_file, overrides);
   spdlog::set_level(spdlog::level::from_str(config.logging.level));
   const JobInput input = scan_job(config, read_manifest(config.model.path));
   JobParts parts(config.io.output_path);
@@ -191,6 +194,8 @@ int worker_command(const std::string& config_file, const std::vector<std::string
   auto job = prepare_job(config_file, overrides);
   JobParts parts(job->config.io.output_path);
   const nlohmann::json identity = parts.recorded_identity();
+  // The launcher resolved job.block_lines when it scanned the input; its identity records it.
+  job->config.job.block_lines = identity.at("settings").at("job.block_lines").get<int64_t>();
   send("ready");
   for (std::string line; std::getline(std::cin, line);) {
     const InputBlock block = parse_block(line);

@@ -37,7 +37,9 @@ void add_config_options(CLI::App& app, std::string& config_file,
 }
 
 int dispatch(int argc, char** argv) {
-  CLI::App app{"Rerank and score corpora with exported cross-encoder models"};
+  CLI::App app{
+      "Rerank, score and embed corpora with exported models (cross-encoders, StructBERT, BGE-M3, "
+      "LLM rerankers)"};
   app.require_subcommand(0, 1);
   std::string config_file;
   std::vector<std::string> overrides;

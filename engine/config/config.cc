@@ -188,7 +188,7 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
   read_batching(batching, config.batching);
   read_io(input, output, config.io);
   read_memory(memory, config.memory);
-  config.job.block_lines = job.integer("block_lines", 1, 1LL << 40, 4096);
+  config.job.block_lines = job.integer("block_lines", 0, 1LL << 40, 0);
   config.job.resume = job.boolean("resume", true);
   config.job.max_retries = static_cast<int>(job.integer("max_retries", 0, 1000, 2));
   config.logging.level =

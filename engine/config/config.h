@@ -75,8 +75,10 @@ struct MemoryConfig {
 // How a job is cut up, checkpointed and retried (docs/jobs.md).
 struct JobConfig {
   // Input lines per block: the unit of sharding, checkpoints and retries. Batching windows never
-  // straddle a block, so a block's output is the same however the input is split.
-  int64_t block_lines = 4096;
+  // straddle a block, so a block's output is the same however the input is split. 0 (auto, the
+  // default): chosen from the input's line count (auto_block_lines in io/input_scan.h); a job
+  // resolves it when it scans its input (resolve_blocks in cli/job_commands.cc).
+  int64_t block_lines = 0;
   bool resume = true;   // go on from a checkpoint a killed run of the same job left
   int max_retries = 2;  // launch: runs of a block after the first, when its worker dies
 };

@@ -1,5 +1,6 @@
 #include "engine/io/input_scan.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -11,8 +12,38 @@
 
 namespace engine {
 
-InputScan scan_input(const std::string& path, int64_t block_lines) {
-  check<ConfigError>(block_lines > 0, "block_lines must be positive, got {}", block_lines);
+namespace {
+
+// Joins every `factor` consecutive blocks into one.
+std::vector<InputBlock> join_blocks(const std::vector<InputBlock>& blocks, int64_t factor) {
+  std::vector<InputBlock> joined;
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    if (static_cast<int64_t>(i) % factor == 0) {
+      InputBlock block = blocks[i];
+      block.index = static_cast<int64_t>(joined.size());
+      joined.push_back(block);
+    } else {
+      joined.back().range.lines += blocks[i].range.lines;
+      joined.back().range.end = blocks[i].range.end;
+    }
+  }
+  return joined;
+}
+
+}  // namespace
+
+int64_t auto_block_lines(int64_t lines) {
+  const int64_t units = (lines + kAutoBlockUnit - 1) / kAutoBlockUnit;
+  const int64_t per_block =
+      std::clamp<int64_t>((units + kAutoBlocks - 1) / kAutoBlocks, 1, kAutoMaxBlockUnits);
+  return per_block * kAutoBlockUnit;
+}
+
+InputScan scan_input(const std::string& path, int64_t requested_block_lines) {
+  check<ConfigError>(requested_block_lines >= 0, "block_lines must be positive or 0 (auto), got {}",
+                     requested_block_lines);
+  // Auto: blocks of one unit first, joined once the line count is known (a single pass).
+  const int64_t block_lines = requested_block_lines > 0 ? requested_block_lines : kAutoBlockUnit;
   std::unique_ptr<std::FILE, decltype(&std::fclose)> file(std::fopen(path.c_str(), "rb"),
                                                           &std::fclose);
   check<ConfigError>(file != nullptr, "cannot open input '{}': {}", path, std::strerror(errno));
@@ -49,6 +80,11 @@ InputScan scan_input(const std::string& path, int64_t block_lines) {
                      std::strerror(errno));
   if (!scan.blocks.empty()) scan.blocks.back().range.end = scan.bytes;
   scan.sha256 = sha.hex();
+  scan.block_lines = block_lines;
+  if (requested_block_lines == 0) {
+    scan.block_lines = auto_block_lines(scan.lines);
+    scan.blocks = join_blocks(scan.blocks, scan.block_lines / kAutoBlockUnit);
+  }
   return scan;
 }
 

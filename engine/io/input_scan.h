@@ -28,14 +28,26 @@ struct InputBlock {
 
 struct InputScan {
   std::string path;
+  int64_t block_lines = 0;  // the lines of every block but the last (resolved when asked for 0)
   int64_t bytes = 0;
   int64_t lines = 0;  // a last line without a line break counts, as the reader reads it
   std::string sha256;
   std::vector<InputBlock> blocks;  // cover every line once, in order; none for an empty input
 };
 
-// Throws ConfigError when the file cannot be read.
+// Blocks of `block_lines` lines, or with 0 (job.block_lines: auto) of a size chosen from the
+// input's line count alone (auto_block_lines), so that every process of a job, and the job
+// resumed with any number of workers, makes the same blocks. Throws ConfigError when the file
+// cannot be read.
 InputScan scan_input(const std::string& path, int64_t block_lines);
+
+// job.block_lines auto for an input of `lines` lines: about kAutoBlocks blocks, so that 8 workers
+// get 8 blocks each and a slow one holds up the end little, each a multiple of kAutoBlockUnit
+// lines (at least one unit, so that batching windows fill, and at most kAutoMaxBlockUnits units).
+inline constexpr int64_t kAutoBlocks = 64;
+inline constexpr int64_t kAutoBlockUnit = 64;
+inline constexpr int64_t kAutoMaxBlockUnits = 1024;
+int64_t auto_block_lines(int64_t lines);
 
 // Blocks [world_size's share of rank] of `blocks`: contiguous, as even as whole blocks allow.
 std::vector<InputBlock> blocks_of_rank(const std::vector<InputBlock>& blocks, int rank,

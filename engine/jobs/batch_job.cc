@@ -15,6 +15,7 @@
 #include "engine/common/error.h"
 #include "engine/common/failpoint.h"
 #include "engine/io/checkpoint.h"
+#include "engine/io/input_scan.h"
 #include "engine/io/jsonl_reader.h"
 #include "engine/io/jsonl_writer.h"
 #include "engine/io/records.h"
@@ -386,11 +387,18 @@ class JobRunner {
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory) {
   JobPart part;
   part.output_path = config.io.output_path;
-  return run_batch_job(config, adapter, memory, part);
+  Config resolved = config;
+  if (resolved.job.block_lines == 0) {
+    resolved.job.block_lines = scan_input(config.io.input_path, 0).block_lines;
+  }
+  return run_batch_job(resolved, adapter, memory, part);
 }
 
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
                          const JobPart& part) {
+  check<std::logic_error>(config.job.block_lines > 0,
+                          "job.block_lines auto must be resolved from the input (scan_input) "
+                          "before a job runs");
   return JobRunner(config, adapter, memory, part).run();
 }
 

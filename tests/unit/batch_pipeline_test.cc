@@ -64,6 +64,7 @@ class BatchPipelineTest : public ::testing::Test {
     config_.task.kind = TaskKind::kScore;
     config_.io.input_path = dir_.path("in.jsonl");
     config_.io.output_path = dir_.path("out.jsonl");
+    config_.job.block_lines = 4096;       // one block
     config_.batching.window = 4;          // 11 windows
     config_.batching.max_batch_size = 2;  // 2 batches a window
     config_.memory.warmup = false;

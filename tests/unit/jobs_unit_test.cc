@@ -3,8 +3,11 @@
 // environment and the launcher's worker slots.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include <cstdlib>
 #include <filesystem>
+#include <tuple>
 
 #include "engine/common/error.h"
 #include "engine/common/sha256.h"
@@ -53,6 +56,41 @@ TEST(InputScanTest, BlocksStartEveryBlockLinesAtExactByteOffsets) {
   EXPECT_EQ(line.text, "cc");
   EXPECT_EQ(reader.offset(), 10);
   EXPECT_FALSE(reader.next(line)) << "the block ends at its last line";
+}
+
+// job.block_lines auto: about 64 blocks of a multiple of 64 lines, from the line count alone, so
+// that two workers (or eight GPUs) all get blocks of a small input and a resumed job with any
+// number of workers makes the same ones.
+TEST(InputScanTest, AutoBlocksComeFromTheLineCountAlone) {
+  EXPECT_EQ(auto_block_lines(0), 64);
+  EXPECT_EQ(auto_block_lines(3), 64);
+  EXPECT_EQ(auto_block_lines(200), 64);     // 4 blocks
+  EXPECT_EQ(auto_block_lines(1500), 64);    // 24 blocks
+  EXPECT_EQ(auto_block_lines(4096), 64);    // 64 blocks
+  EXPECT_EQ(auto_block_lines(4097), 128);   // 33 blocks
+  EXPECT_EQ(auto_block_lines(100000), 1600);  // 63 blocks
+  EXPECT_EQ(auto_block_lines(10000000), 65536) << "at most 1024 units of 64 lines";
+  TempDir dir;
+  for (const int lines : {3, 200, 1500, 4097}) {
+    std::string text;
+    for (int i = 0; i < lines; ++i) text += "{\"line\": " + std::to_string(i) + "}\n";
+    testing::write_file(dir.path("in.jsonl"), text);
+    const InputScan automatic = scan_input(dir.path("in.jsonl"), 0);
+    const InputScan fixed = scan_input(dir.path("in.jsonl"), auto_block_lines(lines));
+    EXPECT_EQ(automatic.block_lines, auto_block_lines(lines));
+    ASSERT_EQ(automatic.blocks.size(), fixed.blocks.size()) << lines;
+    EXPECT_EQ(static_cast<int64_t>(automatic.blocks.size()),
+              (lines + automatic.block_lines - 1) / automatic.block_lines);
+    for (size_t i = 0; i < fixed.blocks.size(); ++i) {
+      const InputRange& a = automatic.blocks[i].range;
+      const InputRange& b = fixed.blocks[i].range;
+      EXPECT_EQ(automatic.blocks[i].index, static_cast<int64_t>(i));
+      EXPECT_EQ(std::make_tuple(a.first_line, a.lines, a.begin, a.end),
+                std::make_tuple(b.first_line, b.lines, b.begin, b.end))
+          << lines << " lines, block " << i;
+    }
+    EXPECT_EQ(automatic.sha256, fixed.sha256);
+  }
 }
 
 TEST(InputScanTest, AFinalLineBreakMakesNoExtraLineAndAnEmptyFileNoBlock) {
