@@ -42,11 +42,11 @@ struct InputScan {
 InputScan scan_input(const std::string& path, int64_t block_lines);
 
 // job.block_lines auto for an input of `lines` lines: about kAutoBlocks blocks, so that 8 workers
-// get 8 blocks each and a slow one holds up the end little, each a multiple of kAutoBlockUnit
-// lines (at least one unit, so that batching windows fill, and at most kAutoMaxBlockUnits units).
+// get 8 blocks each and the last block to finish holds up the end little, each a multiple of
+// kAutoBlockUnit lines (at least one unit, and at most kAutoMaxBlockUnits: 65,536 lines).
 inline constexpr int64_t kAutoBlocks = 64;
-inline constexpr int64_t kAutoBlockUnit = 64;
-inline constexpr int64_t kAutoMaxBlockUnits = 1024;
+inline constexpr int64_t kAutoBlockUnit = 8;
+inline constexpr int64_t kAutoMaxBlockUnits = 8192;
 int64_t auto_block_lines(int64_t lines);
 
 // Blocks [world_size's share of rank] of `blocks`: contiguous, as even as whole blocks allow.

@@ -58,18 +58,18 @@ TEST(InputScanTest, BlocksStartEveryBlockLinesAtExactByteOffsets) {
   EXPECT_FALSE(reader.next(line)) << "the block ends at its last line";
 }
 
-// job.block_lines auto: about 64 blocks of a multiple of 64 lines, from the line count alone, so
+// job.block_lines auto: about 64 blocks of a multiple of 8 lines, from the line count alone, so
 // that two workers (or eight GPUs) all get blocks of a small input and a resumed job with any
 // number of workers makes the same ones.
 TEST(InputScanTest, AutoBlocksComeFromTheLineCountAlone) {
-  EXPECT_EQ(auto_block_lines(0), 64);
-  EXPECT_EQ(auto_block_lines(3), 64);
-  EXPECT_EQ(auto_block_lines(200), 64);     // 4 blocks
-  EXPECT_EQ(auto_block_lines(1500), 64);    // 24 blocks
-  EXPECT_EQ(auto_block_lines(4096), 64);    // 64 blocks
-  EXPECT_EQ(auto_block_lines(4097), 128);   // 33 blocks
-  EXPECT_EQ(auto_block_lines(100000), 1600);  // 63 blocks
-  EXPECT_EQ(auto_block_lines(10000000), 65536) << "at most 1024 units of 64 lines";
+  EXPECT_EQ(auto_block_lines(0), 8);
+  EXPECT_EQ(auto_block_lines(3), 8);
+  EXPECT_EQ(auto_block_lines(200), 8);        // 25 blocks
+  EXPECT_EQ(auto_block_lines(1500), 24);      // 63 blocks
+  EXPECT_EQ(auto_block_lines(4096), 64);      // 64 blocks
+  EXPECT_EQ(auto_block_lines(4097), 72);      // 57 blocks
+  EXPECT_EQ(auto_block_lines(100000), 1568);  // 64 blocks
+  EXPECT_EQ(auto_block_lines(10000000), 65536) << "at most 8192 units of 8 lines";
   TempDir dir;
   for (const int lines : {3, 200, 1500, 4097}) {
     std::string text;
