@@ -4,12 +4,13 @@ same input, end to end (model loading, the input scan and the merge included). P
 and writes them, with the commands, into docs/benchmarks.md (between the launch_bench markers).
 
 Usage (after tools/setup.sh):
-  .venv/bin/python bench/launch_bench.py [--pairs N] [--work DIR] [--doc docs/benchmarks.md]
+  .venv/bin/python bench/launch_bench.py [--pairs N] [--runs 2] [--work DIR]
+      [--doc docs/benchmarks.md]
 
 The model is the bce-reranker-base shape (XLM-R base: 12 layers, hidden 768; random weights,
 small tokenizer) exported in bf16 with its int8 table stored apart, made on the spot by
 tools/export.py --tiny --shape as bench/memory_bench.py makes it. Each configuration runs
-twice; the faster run is kept, and both are printed.
+--runs times; the fastest run is kept, and all are printed.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main() -> int:
     parser.add_argument("--pairs", type=int, default=192)
     parser.add_argument("--work", type=Path, default=REPO / "build" / "memory_bench")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each configuration")
     args = parser.parse_args()
     if not ENGINE.is_file():
         parser.error(f"{ENGINE} is missing; run tools/setup.sh first")
@@ -49,7 +51,7 @@ def main() -> int:
     results = {}
     for label, subcommand, tag in configurations:
         runs = [run_engine(args.work, f"launch-{tag}-{attempt}", bundle, inputs, settings,
-                           subcommand) for attempt in range(2)]
+                           subcommand) for attempt in range(args.runs)]
         for run in runs:
             log(f"{label}: {run.seconds:.1f} s, {args.pairs / run.seconds:.2f} pairs/s")
         results[tag] = (label, min(runs, key=lambda run: run.seconds), runs)
@@ -63,7 +65,8 @@ def main() -> int:
              f"{args.pairs} (query, passage) pairs of 40 to 120 words, the bce-reranker-base "
              "shape in bf16 with its int8 table, no job settings (the engine's blocks), wall time "
              "of the whole "
-             "command (model loading, input scan and merge included), the faster of two runs. "
+             "command (model loading, input scan and merge included), the fastest of "
+             f"{args.runs} run(s). "
              "Target: two single-thread workers at least 1.8 times one.", "",
              "| run | wall time | pairs/s | both runs |", "|---|---|---|---|"]
     for tag, (label, best, runs) in results.items():
