@@ -1,5 +1,6 @@
 #include "engine/common/json_schema.h"
 
+#include <cmath>
 #include <regex>
 #include <set>
 #include <stdexcept>
@@ -46,7 +47,7 @@ std::string type_of(const Json& value) {
   if (value.is_number_float()) {
     // JSON Schema counts 2.0 as an integer; nlohmann parses it as a float.
     const double number = value.get<double>();
-    return number == static_cast<double>(static_cast<long long>(number)) ? "integer" : "number";
+    return std::isfinite(number) && std::trunc(number) == number ? "integer" : "number";
   }
   if (value.is_string()) return "string";
   if (value.is_array()) return "array";

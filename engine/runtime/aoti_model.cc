@@ -93,7 +93,7 @@ void check_options(const Manifest& manifest, const ModelLoadOptions& options) {
                                                          : "another dtype";
   check<ConfigError>(compiled == wanted,
                      "{}: the package was compiled in {} and runs in it only, not in {}; set "
-                     "model.dtype: bundle, or export it with tools/export.py --format aoti --dtype",
+                     "model.dtype: bundle, or use a TorchScript bundle for a lower precision",
                      where, compiled, wanted);
 }
 
