@@ -104,8 +104,7 @@ std::optional<std::string> type_violation(const Json& schema, const Json& value,
 std::optional<std::string> value_violation(const Json& schema, const Json& value,
                                            const std::string& path) {
   if (schema.contains("const") && !equal(schema["const"], value)) {
-    return fmt::format("{}must be {}, not {}", path_of(path), schema["const"].dump(),
-                       value.dump());
+    return fmt::format("{}must be {}, not {}", path_of(path), schema["const"].dump(), value.dump());
   }
   if (schema.contains("enum")) {
     bool found = false;
