@@ -170,16 +170,11 @@ float gelu_scalar(float x, int post_op) {
 }
 
 template <typename Out>
-void store_scalar(Out* out, float value) {
-  *out = static_cast<Out>(value);
-}
-
-template <typename Out>
 void finish_row_scalar(const RowEpilogue& e, const float* product, Out* out, int64_t n, float s,
                        float sz) {
   for (int64_t o = 0; o < n; ++o) {
     const float base = (e.bias != nullptr ? e.bias[o] : 0.0f) - sz * e.compensation[o];
-    store_scalar(out + o, gelu_scalar(std::fma(product[o], s, base), e.post_op));
+    out[o] = static_cast<Out>(gelu_scalar(std::fma(product[o], s, base), e.post_op));
   }
 }
 
