@@ -9,9 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/cli/prepared_job.h"
 #include "engine/common/error.h"
-#include "engine/jobs/batch_job.h"
+#include "engine/jobs/job.h"
 #include "engine/memory/device_memory.h"
 #include "engine/runtime/family_adapter.h"
 #include "engine/runtime/model_bundle.h"
@@ -30,8 +29,8 @@ int64_t parameter_bytes(const Model& model) {
 }  // namespace
 
 int check_command(const std::string& config_file, const std::vector<std::string>& overrides) {
-  auto job = prepare_job(config_file, overrides);
-  const Config& config = job->config;
+  const Config config = open_config({config_file, overrides});
+  const std::unique_ptr<JobRuntime> job = load_runtime(config);
   const Manifest& manifest = job->bundle.manifest;
   const int64_t weights = parameter_bytes(*job->bundle.model);
   // Activations are a small multiple of one layer's hidden states per token in the batch.
@@ -77,8 +76,9 @@ int tokenize_command(const std::string& model_dir, bool pair, int max_length,
     TaskConfig task;
     task.kind = TaskKind::kScore;
     task.max_length = max_length;
-    ConfigNode no_options(YAML::Node(), "model.options", std::make_shared<ConfigSource>());
-    auto adapter = make_adapter(bundle.manifest.family, {bundle, task, no_options});
+    const auto options = read_family_options(
+        bundle.manifest.family, {ConfigNode::empty("model.options"), bundle.manifest, task});
+    auto adapter = make_adapter(bundle.manifest.family, {bundle, task, *options});
     TaskRecord record;
     record.query = texts[0];
     record.passages.push_back({texts[1], nullptr});

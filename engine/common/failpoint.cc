@@ -13,7 +13,8 @@ namespace engine {
 namespace {
 
 struct Failpoint {
-  int64_t kill_at_line = 0;  // 0: none
+  std::string kind;  // kill_at_line or garble_done; empty: none
+  int64_t at = 0;    // the line or the block
   std::string once_file;
 };
 
@@ -22,15 +23,21 @@ Failpoint parse_failpoint() {
   const char* text = std::getenv("ENGINE_FAILPOINT");
   if (text == nullptr || *text == '\0') return failpoint;
   const std::string spec(text);
-  const std::string kill = "kill_at_line=";
-  check<ConfigError>(spec.rfind(kill, 0) == 0,
-                     "ENGINE_FAILPOINT='{}': expected kill_at_line=N[,once=FILE]", spec);
+  const size_t equals = spec.find('=');
+  failpoint.kind = spec.substr(0, equals);
+  check<ConfigError>(equals != std::string::npos &&
+                         (failpoint.kind == "kill_at_line" || failpoint.kind == "garble_done"),
+                     "ENGINE_FAILPOINT='{}': expected kill_at_line=N or garble_done=N, then "
+                     "optionally ,once=FILE",
+                     spec);
   const size_t comma = spec.find(',');
-  const std::string number = spec.substr(kill.size(), comma - kill.size());
+  const std::string number = spec.substr(equals + 1, comma - equals - 1);
   char* end = nullptr;
-  failpoint.kill_at_line = std::strtoll(number.c_str(), &end, 10);
-  check<ConfigError>(!number.empty() && *end == '\0' && failpoint.kill_at_line > 0,
-                     "ENGINE_FAILPOINT='{}': '{}' is not a line number", spec, number);
+  failpoint.at = std::strtoll(number.c_str(), &end, 10);
+  const int64_t least = failpoint.kind == "kill_at_line" ? 1 : 0;
+  check<ConfigError>(!number.empty() && *end == '\0' && failpoint.at >= least,
+                     "ENGINE_FAILPOINT='{}': '{}' is not a {} number", spec, number,
+                     failpoint.kind == "kill_at_line" ? "line" : "block");
   if (comma != std::string::npos) {
     const std::string once = spec.substr(comma + 1);
     check<ConfigError>(once.rfind("once=", 0) == 0 && once.size() > 5,
@@ -40,17 +47,31 @@ Failpoint parse_failpoint() {
   return failpoint;
 }
 
+const Failpoint& failpoint() {
+  static const Failpoint parsed = parse_failpoint();
+  return parsed;
+}
+
+// Whether the failpoint `kind` fires at `at`: once=FILE lets only the process that creates FILE.
+bool fires(const char* kind, int64_t at) {
+  const Failpoint& point = failpoint();
+  if (point.kind != kind || point.at != at) return false;
+  if (point.once_file.empty()) return true;
+  const int fd = ::open(point.once_file.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
+  if (fd < 0) return false;  // fired already
+  ::close(fd);
+  return true;
+}
+
 }  // namespace
 
 void failpoint_at_line(int64_t line) {
-  static const Failpoint failpoint = parse_failpoint();
-  if (failpoint.kill_at_line != line) return;
-  if (!failpoint.once_file.empty()) {
-    const int fd = ::open(failpoint.once_file.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0644);
-    if (fd < 0) return;  // fired already
-    ::close(fd);
-  }
-  std::raise(SIGKILL);
+  if (failpoint().kind.empty()) return;
+  if (fires("kill_at_line", line)) std::raise(SIGKILL);
+}
+
+bool failpoint_garble_done(int64_t block) {
+  return !failpoint().kind.empty() && fires("garble_done", block);
 }
 
 }  // namespace engine

@@ -10,6 +10,7 @@
 
 #include "engine/common/error.h"
 #include "engine/config/config_node.h"
+#include "engine/config/yaml_tree.h"
 
 namespace engine {
 namespace {
@@ -91,12 +92,13 @@ void read_task(const ConfigNode& node, TaskConfig& task) {
   task.max_length = static_cast<int>(node.integer("max_length", 16, 1 << 20, 512));
   task.normalize = node.boolean("normalize", false);
   task.top_k = static_cast<int>(node.integer("top_k", 0, kMaxInt, 0));
-  task.long_passages =
-      node.choice("long_passages", {"truncate", "chunk_max"}, "truncate") == "chunk_max"
-          ? LongPassages::kChunkMax
-          : LongPassages::kTruncate;
-  task.chunk_overlap = static_cast<int>(node.integer("chunk_overlap", 0, 1 << 16, 80));
-  task.max_passage_chars = node.integer("max_passage_chars", 1, 1LL << 40, 128000);
+  // Keys that moved to the family that reads them.
+  for (const char* key : {"long_passages", "chunk_overlap", "max_passage_chars"}) {
+    check<ConfigError>(!node.has(key),
+                       "{}: this is now a cross-encoder option: write it as model.options.{} "
+                       "(docs/models.md)",
+                       node.where(key), key);
+  }
 }
 
 void read_batching(const ConfigNode& node, BatchingConfig& batching) {
@@ -177,7 +179,7 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
 
   Config config;
   config.source_file = file;
-  ConfigNode top(root, "", source);
+  const ConfigNode top = make_config_node(root, "", source);
   const ConfigNode model = top.section("model"), task = top.section("task"),
                    batching = top.section("batching"), input = top.section("input"),
                    output = top.section("output"), memory = top.section("memory"),

@@ -11,9 +11,6 @@
 namespace engine {
 
 enum class TaskKind { kRerank, kScore, kEmbed };
-// What a family does with a passage longer than its window: cut it, or score overlapping chunks
-// and keep the best (BCEmbedding's reranker).
-enum class LongPassages { kTruncate, kChunkMax };
 
 struct ModelConfig {
   std::string path;                      // the bundle directory
@@ -31,7 +28,9 @@ struct ModelConfig {
   // none | int8: on the CPU with graph onednn, linear layers run in int8, weights quantised per
   // output channel at load, inputs per tensor at run time (engine/runtime/int8_linear.h).
   std::string quantize = "none";
-  // model.options: read and validated by the family adapter, which rejects keys it does not know.
+  // model.options, passed on unread: the bundle's family reads it into its own typed options and
+  // rejects keys it does not know (FamilyOptions in runtime/family_adapter.h). This config knows
+  // no family.
   std::shared_ptr<const ConfigNode> family_options;
 };
 
@@ -40,9 +39,6 @@ struct TaskConfig {
   int max_length = 512;    // tokens per sequence, special tokens included
   bool normalize = false;  // sigmoid on the raw score
   int top_k = 0;           // 0 keeps every passage
-  LongPassages long_passages = LongPassages::kTruncate;
-  int chunk_overlap = 80;              // tokens shared by neighbouring chunks (at most window / 4)
-  int64_t max_passage_chars = 128000;  // chunk_max: passages are cut to this many characters first
 };
 
 struct BatchingConfig {
@@ -77,7 +73,7 @@ struct JobConfig {
   // Input lines per block: the unit of sharding, checkpoints and retries. Batching windows never
   // straddle a block, so a block's output is the same however the input is split. 0 (auto, the
   // default): chosen from the input's line count (auto_block_lines in io/input_scan.h); a job
-  // resolves it when it scans its input (resolve_blocks in cli/job_commands.cc).
+  // resolves it when it scans its input (plan_job in jobs/job.h).
   int64_t block_lines = 0;
   bool resume = true;   // go on from a checkpoint a killed run of the same job left
   int max_retries = 2;  // launch: runs of a block after the first, when its worker dies

@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "engine/common/error.h"
+#include "engine/config/yaml_tree.h"
 
 namespace engine {
 namespace {
@@ -17,17 +18,24 @@ bool is_null_value(const YAML::Node& node) { return !node.IsDefined() || node.Is
 
 }  // namespace
 
-ConfigNode::ConfigNode(YAML::Node node, std::string key_path,
+ConfigNode::ConfigNode(std::shared_ptr<const Tree> tree, std::string key_path,
                        std::shared_ptr<const ConfigSource> source)
     // A missing key gives an "invalid" yaml-cpp node that throws on most calls; keep a null one.
-    : node_(node.IsDefined() ? std::move(node) : YAML::Node()), key_path_(std::move(key_path)), source_(std::move(source)) {
-  if (is_null_value(node_)) return;
-  if (!node_.IsMap()) {
+    : tree_(tree->node.IsDefined() ? std::move(tree) : std::make_shared<const Tree>()),
+      key_path_(std::move(key_path)),
+      source_(std::move(source)) {
+  const YAML::Node& node = tree_->node;
+  if (is_null_value(node)) return;
+  if (!node.IsMap()) {
     std::string what = key_path_.empty() ? "the top level" : "'" + key_path_ + "'";
-    int line = node_.Mark().is_null() ? 0 : node_.Mark().line + 1;
-    throw ConfigError(fmt::format("{}:{}: {} must be a mapping of keys to values", source_->file,
-                                  line, what));
+    int line = node.Mark().is_null() ? 0 : node.Mark().line + 1;
+    throw ConfigError(
+        fmt::format("{}:{}: {} must be a mapping of keys to values", source_->file, line, what));
   }
+}
+
+ConfigNode ConfigNode::empty(const std::string& key_path) {
+  return make_config_node(YAML::Node(), key_path, std::make_shared<ConfigSource>());
 }
 
 std::string ConfigNode::full_key(const std::string& key) const {
@@ -35,12 +43,13 @@ std::string ConfigNode::full_key(const std::string& key) const {
 }
 
 std::string ConfigNode::where(const std::string& key) const {
+  const YAML::Node& node = tree_->node;
   const std::string full = full_key(key);
   if (source_->overridden_keys.count(full)) return "--set " + full;
   // Copy-constructed, never assigned: assigning an absent key's node throws in yaml-cpp.
-  const YAML::Node& const_node = node_;
-  const YAML::Node found = is_null_value(node_) ? YAML::Node() : const_node[key];
-  YAML::Mark mark = found.IsDefined() && !found.Mark().is_null() ? found.Mark() : node_.Mark();
+  const YAML::Node& const_node = node;
+  const YAML::Node found = is_null_value(node) ? YAML::Node() : const_node[key];
+  YAML::Mark mark = found.IsDefined() && !found.Mark().is_null() ? found.Mark() : node.Mark();
   if (mark.is_null()) return fmt::format("{} ({})", source_->file, full);
   return fmt::format("{}:{} ({})", source_->file, mark.line + 1, full);
 }
@@ -50,44 +59,45 @@ void ConfigNode::fail(const std::string& key, const std::string& message) const 
 }
 
 bool ConfigNode::has(const std::string& key) const {
-  if (is_null_value(node_)) return false;
-  const YAML::Node& const_node = node_;
+  const YAML::Node& node = tree_->node;
+  if (is_null_value(node)) return false;
+  const YAML::Node& const_node = node;
   return !is_null_value(const_node[key]);
 }
 
-YAML::Node ConfigNode::value(const std::string& key) const {
+std::optional<std::string> ConfigNode::value(const std::string& key) const {
   read_keys_.insert(key);
-  if (is_null_value(node_)) return YAML::Node();
-  const YAML::Node& const_node = node_;
-  YAML::Node found = const_node[key];
-  if (!is_null_value(found) && !found.IsScalar()) {
-    fail(key, "expected a single value, found a " +
-                  std::string(found.IsMap() ? "mapping" : "list"));
-  }
-  return found;
-}
-
-std::string ConfigNode::string(const std::string& key, std::optional<std::string> fallback) const {
-  YAML::Node found = value(key);
-  if (is_null_value(found)) {
-    if (!fallback) fail(key, "required key is missing");
-    return *fallback;
+  const YAML::Node& const_node = tree_->node;
+  if (is_null_value(const_node)) return std::nullopt;
+  const YAML::Node found = const_node[key];
+  if (is_null_value(found)) return std::nullopt;
+  if (!found.IsScalar()) {
+    fail(key,
+         "expected a single value, found a " + std::string(found.IsMap() ? "mapping" : "list"));
   }
   return found.Scalar();
 }
 
+std::string ConfigNode::string(const std::string& key, std::optional<std::string> fallback) const {
+  std::optional<std::string> found = value(key);
+  if (!found) {
+    if (!fallback) fail(key, "required key is missing");
+    return *fallback;
+  }
+  return *found;
+}
+
 template <typename T>
-T ConfigNode::typed(const std::string& key, std::optional<T> fallback,
-                    const char* expected) const {
-  YAML::Node found = value(key);
-  if (is_null_value(found)) {
+T ConfigNode::typed(const std::string& key, std::optional<T> fallback, const char* expected) const {
+  const std::optional<std::string> found = value(key);
+  if (!found) {
     if (!fallback) fail(key, "required key is missing");
     return *fallback;
   }
   try {
-    return found.as<T>();
+    return YAML::Node(*found).as<T>();
   } catch (const YAML::Exception&) {
-    fail(key, fmt::format("expected {}, found '{}'", expected, found.Scalar()));
+    fail(key, fmt::format("expected {}, found '{}'", expected, *found));
   }
 }
 
@@ -133,15 +143,15 @@ std::string ConfigNode::path(const std::string& key, std::optional<std::string> 
 }
 
 int64_t ConfigNode::bytes(const std::string& key, std::optional<int64_t> fallback) const {
-  YAML::Node found = value(key);
-  if (is_null_value(found)) {
+  const std::optional<std::string> found = value(key);
+  if (!found) {
     if (!fallback) fail(key, "required key is missing");
     return *fallback;
   }
-  std::optional<int64_t> parsed = parse_byte_count(found.Scalar());
+  std::optional<int64_t> parsed = parse_byte_count(*found);
   if (!parsed) {
-    fail(key, fmt::format("expected a byte count such as 1048576, 512MB or 2GiB, found '{}'",
-                          found.Scalar()));
+    fail(key,
+         fmt::format("expected a byte count such as 1048576, 512MB or 2GiB, found '{}'", *found));
   }
   return *parsed;
 }
@@ -149,8 +159,8 @@ int64_t ConfigNode::bytes(const std::string& key, std::optional<int64_t> fallbac
 std::vector<std::string> ConfigNode::strings(
     const std::string& key, std::optional<std::vector<std::string>> fallback) const {
   read_keys_.insert(key);
-  const YAML::Node& const_node = node_;
-  const YAML::Node found = is_null_value(node_) ? YAML::Node() : const_node[key];
+  const YAML::Node& const_node = tree_->node;
+  const YAML::Node found = is_null_value(const_node) ? YAML::Node() : const_node[key];
   if (is_null_value(found)) {
     if (!fallback) fail(key, "required key is missing");
     return *fallback;
@@ -175,14 +185,15 @@ std::vector<std::string> ConfigNode::strings(
 }
 
 ConfigNode ConfigNode::section(const std::string& key) const {
+  const YAML::Node& node = tree_->node;
   read_keys_.insert(key);
-  const YAML::Node& const_node = node_;
-  return ConfigNode(is_null_value(node_) ? YAML::Node() : const_node[key], full_key(key), source_);
+  return make_config_node(is_null_value(node) ? YAML::Node() : node[key], full_key(key), source_);
 }
 
 void ConfigNode::reject_unknown_keys() const {
-  if (is_null_value(node_)) return;
-  for (const auto& entry : node_) {
+  const YAML::Node& node = tree_->node;
+  if (is_null_value(node)) return;
+  for (const auto& entry : node) {
     const std::string key = entry.first.Scalar();
     if (read_keys_.count(key)) continue;
     std::vector<std::string> known(read_keys_.begin(), read_keys_.end());
@@ -205,10 +216,16 @@ std::optional<int64_t> parse_byte_count(const std::string& text) {
   }
   std::string unit = text.substr(consumed);
   while (!unit.empty() && unit.front() == ' ') unit.erase(unit.begin());
-  static const std::pair<const char*, double> kUnits[] = {
-      {"", 1},       {"B", 1},          {"KB", 1e3},       {"MB", 1e6},
-      {"GB", 1e9},   {"TB", 1e12},      {"KiB", 1024.0},   {"MiB", 1048576.0},
-      {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+  static const std::pair<const char*, double> kUnits[] = {{"", 1},
+                                                          {"B", 1},
+                                                          {"KB", 1e3},
+                                                          {"MB", 1e6},
+                                                          {"GB", 1e9},
+                                                          {"TB", 1e12},
+                                                          {"KiB", 1024.0},
+                                                          {"MiB", 1048576.0},
+                                                          {"GiB", 1073741824.0},
+                                                          {"TiB", 1099511627776.0}};
   for (const auto& [name, factor] : kUnits) {
     if (unit == name) {
       double result = amount * factor;

@@ -10,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 namespace engine {
 
 // Where a config tree came from: the file and which key paths were replaced by --set.
@@ -22,7 +20,14 @@ struct ConfigSource {
 
 class ConfigNode {
  public:
-  ConfigNode(YAML::Node node, std::string key_path, std::shared_ptr<const ConfigSource> source);
+  // The parsed tree under a node; complete only inside engine/config, which alone sees yaml-cpp
+  // (yaml_tree.h).
+  struct Tree;
+  ConfigNode(std::shared_ptr<const Tree> tree, std::string key_path,
+             std::shared_ptr<const ConfigSource> source);
+  // A mapping with no keys at `key_path` (every read gives its fallback): the options of a family
+  // made without a config, in tests and `engine tokenize`.
+  static ConfigNode empty(const std::string& key_path);
 
   bool has(const std::string& key) const;
   std::string string(const std::string& key, std::optional<std::string> fallback) const;
@@ -51,15 +56,15 @@ class ConfigNode {
   std::string where(const std::string& key) const;
   std::string full_key(const std::string& key) const;
   const std::string& key_path() const { return key_path_; }
-  const YAML::Node& node() const { return node_; }
 
  private:
-  YAML::Node value(const std::string& key) const;  // the scalar, after recording the key
+  // The scalar at `key` (nullopt when absent or null), after recording the key as read.
+  std::optional<std::string> value(const std::string& key) const;
   template <typename T>
   T typed(const std::string& key, std::optional<T> fallback, const char* expected) const;
   [[noreturn]] void fail(const std::string& key, const std::string& message) const;
 
-  YAML::Node node_;
+  std::shared_ptr<const Tree> tree_;
   std::string key_path_;
   std::shared_ptr<const ConfigSource> source_;
   mutable std::set<std::string> read_keys_;

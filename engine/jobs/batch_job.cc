@@ -24,6 +24,7 @@
 #include "engine/jobs/progress.h"
 #include "engine/memory/batch_controller.h"
 #include "engine/memory/cache_policy.h"
+#include "engine/runtime/devices.h"
 #include "engine/runtime/model_bundle.h"
 
 namespace engine {
@@ -383,16 +384,6 @@ class JobRunner {
 };
 
 }  // namespace
-
-JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory) {
-  JobPart part;
-  part.output_path = config.io.output_path;
-  Config resolved = config;
-  if (resolved.job.block_lines == 0) {
-    resolved.job.block_lines = scan_input(config.io.input_path, 0).block_lines;
-  }
-  return run_batch_job(resolved, adapter, memory, part);
-}
 
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
                          const JobPart& part) {

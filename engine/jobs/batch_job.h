@@ -53,13 +53,10 @@ struct JobPart {
   std::function<void(int64_t records)> on_window;
 };
 
-// The whole input into config.io.output_path, without checkpoints; job.block_lines auto is
-// resolved from the input, as the commands resolve it.
-JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory);
-// One part, with config.job.block_lines resolved (positive). With a checkpoint path and
-// config.job.resume, a checkpoint left there by a killed run of the same part is continued; one of
-// another job is refused with ConfigError saying what changed. The checkpoint is removed once the
-// output is complete.
+// One part, with config.job.block_lines resolved (positive; job.h's plan_job resolves it). With a
+// checkpoint path and config.job.resume, a checkpoint left there by a killed run of the same part
+// is continued; one of another job is refused with ConfigError saying what changed. The checkpoint
+// is removed once the output is complete.
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
                          const JobPart& part);
 

@@ -72,21 +72,4 @@ ClusterRank detect_cluster_rank() {
   return checked(rank, "SLURM_PROCID", size_name);
 }
 
-std::vector<int> available_cpu_list() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  std::vector<int> cpus;
-  if (sched_getaffinity(0, sizeof(set), &set) != 0) return cpus;
-  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
-    if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
-  }
-  return cpus;
-}
-
-int available_cpus() {
-  const size_t listed = available_cpu_list().size();
-  if (listed > 0) return static_cast<int>(listed);
-  return static_cast<int>(std::max(std::thread::hardware_concurrency(), 1u));
-}
-
 }  // namespace engine

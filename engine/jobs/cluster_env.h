@@ -25,9 +25,6 @@ struct ClusterRank {
 // ConfigError naming the variable when one is malformed or out of range.
 ClusterRank detect_cluster_rank();
 
-// CPUs this process may run on (its affinity mask, which Slurm and taskset narrow): their
-// numbers, empty when the mask cannot be read, and how many (every core when it cannot).
-std::vector<int> available_cpu_list();
-int available_cpus();
+// The CPUs and GPUs a rank may use: runtime/devices.h.
 
 }  // namespace engine

@@ -5,7 +5,6 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <yaml-cpp/yaml.h>
 
 #include "engine/common/sha256.h"
 
@@ -14,23 +13,18 @@ namespace {
 
 constexpr int kIdentityFormat = 1;
 
-nlohmann::json settings_of(const Config& config) {
+nlohmann::json settings_of(const Config& config, const FamilyOptions& options) {
   const TaskConfig& task = config.task;
   const BatchingConfig& batching = config.batching;
-  YAML::Emitter options;
-  const YAML::Node& node = config.model.family_options->node();
-  if (node.IsDefined() && !node.IsNull()) options << YAML::Flow << node;
   return {{"model.dtype", config.model.dtype},
           {"model.embedding_dtype", config.model.embedding_dtype},
-          {"model.options", options.c_str()},
+          {"model.graph", config.model.graph},
+          {"model.quantize", config.model.quantize},
+          {"model.options", options.settings()},
           {"task.kind", task_name(task.kind)},
           {"task.max_length", task.max_length},
           {"task.normalize", task.normalize},
           {"task.top_k", task.top_k},
-          {"task.long_passages",
-           task.long_passages == LongPassages::kChunkMax ? "chunk_max" : "truncate"},
-          {"task.chunk_overlap", task.chunk_overlap},
-          {"task.max_passage_chars", task.max_passage_chars},
           {"batching.max_batch_size", batching.max_batch_size},
           {"batching.max_tokens", batching.max_tokens},
           {"batching.window", batching.window},
@@ -65,7 +59,7 @@ std::string shown(const std::string& value) {
 }  // namespace
 
 nlohmann::json job_identity(const Config& config, const Manifest& manifest,
-                            const InputScan& input) {
+                            const FamilyOptions& options, const InputScan& input) {
   nlohmann::json model = {{"family", manifest.family},
                           {"model_sha256", manifest.model_sha256},
                           {"tokenizer_sha256", file_sha256(manifest.tokenizer_path())}};
@@ -74,7 +68,7 @@ nlohmann::json job_identity(const Config& config, const Manifest& manifest,
   }
   return {{"identity_format", kIdentityFormat},
           {"model", model},
-          {"settings", settings_of(config)},
+          {"settings", settings_of(config, options)},
           {"input", {{"bytes", input.bytes}, {"lines", input.lines}, {"sha256", input.sha256}}}};
 }
 

@@ -3,6 +3,9 @@
 // folder of parts is only ever continued by the same job: anything else is refused with what
 // changed, rather than mixed into the old output.
 //
+// Settings in: what is computed and how it is batched (model.dtype, model.embedding_dtype,
+// model.graph, model.quantize, model.options, task.*, batching.*, input.max_line_bytes,
+// job.block_lines).
 // Left out on purpose: where the model runs and how fast (model.device, model.threads), memory
 // controls (memory.*), logging, and the paths themselves. These may change between a run and its
 // resumption, and between a single process and the workers of a launch. Batches split for memory
@@ -15,11 +18,14 @@
 
 #include "engine/config/config.h"
 #include "engine/io/input_scan.h"
+#include "engine/runtime/family_adapter.h"
 #include "engine/runtime/manifest.h"
 
 namespace engine {
 
-nlohmann::json job_identity(const Config& config, const Manifest& manifest, const InputScan& input);
+// `options`: the family's options as its reader made them (recorded as model.options.KEY).
+nlohmann::json job_identity(const Config& config, const Manifest& manifest,
+                            const FamilyOptions& options, const InputScan& input);
 
 // Empty when the two are the same job; otherwise what differs, one entry per changed key, as
 // "input.sha256 (was 3f2a81c09d1e…, now 9c1b04e7aa20…)".

@@ -23,7 +23,8 @@
 #include "engine/common/error.h"
 #include "engine/jobs/cluster_env.h"
 #include "engine/jobs/progress.h"
-#include "engine/memory/cuda_backend.h"
+#include "engine/jobs/worker_protocol.h"
+#include "engine/runtime/devices.h"
 
 extern char** environ;
 
@@ -91,7 +92,8 @@ struct Worker {
   pid_t pid = -1;
   int to_worker = -1;
   int from_worker = -1;
-  std::string received;  // bytes after the last complete line
+  LineBuffer received;
+  std::string protocol_error;  // why the launcher stopped it, when a message was bad
   bool ready = false;
   std::optional<size_t> block;  // index into the blocks being run
   int64_t block_records = 0;    // of that block, written so far
@@ -198,45 +200,59 @@ class Supervisor {
       char buffer[4096];
       const ssize_t n = ::read(fds[i].fd, buffer, sizeof(buffer));
       if (n > 0) {
-        workers_[i].received.append(buffer, static_cast<size_t>(n));
-        handle_lines(workers_[i]);
+        receive(workers_[i], buffer, static_cast<size_t>(n));
       } else if (n == 0 || errno != EINTR) {
+        if (n == 0 && workers_[i].protocol_error.empty()) {
+          try {
+            workers_[i].received.finish();
+          } catch (const ProtocolError& error) {
+            workers_[i].protocol_error = error.what();
+          }
+        }
         worker_ended(i);
       }
     }
   }
 
-  void handle_lines(Worker& worker) {
-    for (size_t end; (end = worker.received.find('\n')) != std::string::npos;) {
-      const std::string line = worker.received.substr(0, end);
-      worker.received.erase(0, end + 1);
-      std::istringstream words(line);
-      std::string kind;
-      words >> kind;
-      if (kind == "ready") {
+  // A worker that sends a message that does not parse, or one out of turn, is stopped; its end
+  // is then handled as a crash: its block goes back to the queue and counts as a failed run.
+  void receive(Worker& worker, const char* data, size_t size) {
+    if (!worker.protocol_error.empty()) return;  // killed, its end not yet seen
+    try {
+      worker.received.append(data, size);
+      while (std::optional<std::string> line = worker.received.next_line()) {
+        handle(worker, decode_worker_message(*line));
+      }
+    } catch (const ProtocolError& error) {
+      worker.protocol_error = error.what();
+      spdlog::error("worker {} broke the launcher's protocol: {}; stopping it",
+                    options_.slots[worker.slot].name, worker.protocol_error);
+      ::kill(worker.pid, SIGKILL);
+    }
+  }
+
+  void handle(Worker& worker, const WorkerMessage& message) {
+    std::optional<int64_t> running;
+    if (worker.block) running = blocks_[*worker.block].index;
+    expect_block(message, running);
+    switch (message.kind) {
+      case WorkerMessage::Kind::kReady:
+        check<ProtocolError>(!worker.ready, "a second 'ready'");
         worker.ready = true;
         failed_starts_[worker.slot] = 0;
         assign(worker);
-      } else if (kind == "progress") {
-        int64_t index = -1;
-        words >> index >> worker.block_records;
-      } else if (kind == "done") {
-        int64_t index = -1;
-        words >> index;
-        std::string json;
-        std::getline(words, json);
-        check<std::runtime_error>(worker.block && blocks_[*worker.block].index == index,
-                                  "worker {} reported block {} done, which it was not running",
-                                  options_.slots[worker.slot].name, index);
-        add_summary(total_, summary_from_json(nlohmann::json::parse(json)));
+        break;
+      case WorkerMessage::Kind::kProgress:
+        worker.block_records = message.records;
+        break;
+      case WorkerMessage::Kind::kDone:
+        add_summary(total_, message.summary);
         done_lines_ += blocks_[*worker.block].range.lines;
         ++completed_;
         worker.block.reset();
         worker.block_records = 0;
         assign(worker);
-      } else {
-        spdlog::warn("worker {}: unexpected message '{}'", options_.slots[worker.slot].name, line);
-      }
+        break;
     }
   }
 
@@ -249,9 +265,7 @@ class Supervisor {
     }
     const size_t next = queue_.front();
     queue_.pop_front();
-    const InputRange& range = blocks_[next].range;
-    const std::string message = fmt::format("block {} {} {} {} {}\n", blocks_[next].index,
-                                            range.first_line, range.lines, range.begin, range.end);
+    const std::string message = encode_block(blocks_[next]);
     worker.block = next;
     worker.block_records = 0;
     ++attempts_[next];
@@ -275,9 +289,12 @@ class Supervisor {
                       "above)",
                       slot.name));
     }
-    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !worker.block;
+    const bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0 && !worker.block &&
+                       worker.protocol_error.empty();
     if (clean) return;
-    const std::string how = describe_exit(status);
+    const std::string how = worker.protocol_error.empty()
+                                ? describe_exit(status)
+                                : fmt::format("broke the protocol ({})", worker.protocol_error);
     if (worker.block) {
       const size_t block = *worker.block;
       const InputRange& range = blocks_[block].range;
@@ -362,9 +379,8 @@ std::vector<WorkerSlot> plan_workers(const std::string& devices, int threads) {
     return cpu_slots(parse_count(devices.substr(4), devices), threads);
   std::vector<int> gpus;
   if (devices == "auto") {
-    const int count = cuda_device_count();
-    if (count == 0) return cpu_slots(1, threads);
-    for (int gpu = 0; gpu < count; ++gpu) gpus.push_back(gpu);
+    gpus = visible_gpus();
+    if (gpus.empty()) return cpu_slots(1, threads);
     return gpu_slots(gpus, threads);
   }
   std::stringstream list(devices);

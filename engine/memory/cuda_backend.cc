@@ -32,8 +32,10 @@ Loaded load() {
   void* symbol = open_plugin_symbol("libengine_cuda.so", "ENGINE_CUDA_PLUGIN", build_path,
                                     RTLD_NOW | RTLD_GLOBAL, kCudaBackendSymbol, tried);
   if (symbol == nullptr) {
-    loaded.why_not = "the CUDA plugin libengine_cuda.so cannot be loaded (set ENGINE_CUDA_PLUGIN "
-                     "to its path):" + tried;
+    loaded.why_not =
+        "the CUDA plugin libengine_cuda.so cannot be loaded (set ENGINE_CUDA_PLUGIN "
+        "to its path):" +
+        tried;
     return loaded;
   }
   loaded.backend = reinterpret_cast<CudaBackendEntry>(symbol)();
@@ -46,11 +48,6 @@ const CudaBackend* cuda_backend(std::string* why_not) {
   static const Loaded loaded = load();
   if (why_not != nullptr) *why_not = loaded.why_not;
   return loaded.backend;
-}
-
-int cuda_device_count() {
-  const CudaBackend* backend = cuda_backend();
-  return backend == nullptr ? 0 : backend->device_count();
 }
 
 }  // namespace engine

@@ -25,11 +25,11 @@ struct CudaBackend {
 inline constexpr const char* kCudaBackendSymbol = "engine_cuda_backend";
 using CudaBackendEntry = const CudaBackend* (*)();
 
-// The CUDA backend, loaded on first use; nullptr when there is no CUDA driver on this machine or the
-// plugin cannot be opened (`why_not` says which). Never loads anything when no driver is present.
+// The CUDA backend, loaded on first use; nullptr when there is no CUDA driver on this machine or
+// the plugin cannot be opened (`why_not` says which). Never loads anything when no driver is
+// present.
 const CudaBackend* cuda_backend(std::string* why_not = nullptr);
 
-// Number of visible CUDA devices; 0 without a backend.
-int cuda_device_count();
+// How many devices it shows: cuda_device_count() in runtime/devices.h.
 
 }  // namespace engine

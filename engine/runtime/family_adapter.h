@@ -5,8 +5,12 @@
 
 #include <memory>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "engine/common/error.h"
 #include "engine/config/config.h"
 #include "engine/io/records.h"
 #include "engine/runtime/model_bundle.h"
@@ -14,11 +18,39 @@
 
 namespace engine {
 
+// A family's own settings: `model.options`, which the general config passes on unread. Each family
+// registers a reader that parses them, once, into a typed struct derived from this, rejecting
+// keys it does not know; the job reads them when it plans (before weights load), so a typo fails
+// `engine check` and `engine launch` at once.
+class FamilyOptions {
+ public:
+  virtual ~FamilyOptions() = default;
+  // Every option with the value in effect, defaults included, as {"key": value}: recorded in the
+  // job's identity (as model.options.KEY) so that a changed option is not resumed into a job.
+  virtual nlohmann::json settings() const = 0;
+};
+
+// What a family's options may depend on: the manifest (a label's range, a default prompt) and the
+// task (BGE-M3's outputs).
+struct OptionsContext {
+  const ConfigNode& options;  // model.options
+  const Manifest& manifest;
+  const TaskConfig& task;
+};
+
 struct AdapterContext {
   ModelBundle& bundle;
   const TaskConfig& task;
-  const ConfigNode& options;  // model.options; the adapter rejects keys it does not know
+  const FamilyOptions& options;  // what the family's reader made of model.options
 };
+
+// The family's own options type, from a context whose options its reader made.
+template <typename Options>
+const Options& family_options(const AdapterContext& context) {
+  const auto* options = dynamic_cast<const Options*>(&context.options);
+  check<std::logic_error>(options != nullptr, "the adapter was given options of another family");
+  return *options;
+}
 
 // A sequence a record needs, and the slot of the record it serves (the adapter's to define: a
 // passage index, the query, a chunk's passage).
@@ -60,8 +92,18 @@ class FamilyAdapter {
 };
 
 using AdapterFactory = std::unique_ptr<FamilyAdapter> (*)(const AdapterContext&);
+using OptionsReader = std::shared_ptr<const FamilyOptions> (*)(const OptionsContext&);
 
-void register_family(const std::string& name, AdapterFactory factory);
+struct FamilyRegistration {
+  OptionsReader read_options;
+  AdapterFactory make_adapter;
+};
+
+void register_family(const std::string& name, FamilyRegistration family);
+// The family's options from model.options. Throws ConfigError naming the registered families when
+// `family` is not one of them, and the family reader's ConfigError for a bad or unknown key.
+std::shared_ptr<const FamilyOptions> read_family_options(const std::string& family,
+                                                         const OptionsContext& context);
 // Throws ConfigError naming the registered families when `family` is not one of them, or when the
 // family does not serve the context's task.
 std::unique_ptr<FamilyAdapter> make_adapter(const std::string& family,

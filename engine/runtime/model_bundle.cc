@@ -1,26 +1,11 @@
 #include "engine/runtime/model_bundle.h"
 
 #include "engine/common/error.h"
-#include "engine/memory/cuda_backend.h"
+#include "engine/runtime/devices.h"
 #include "engine/runtime/embedding_table.h"
 #include "engine/runtime/int8_linear.h"
 
 namespace engine {
-
-c10::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::kCPU);
-  // Only now is CUDA looked for: a job on the CPU never loads LibTorch's CUDA libraries.
-  std::string why_not;
-  const CudaBackend* backend = cuda_backend(&why_not);
-  const int count = backend == nullptr ? 0 : backend->device_count();
-  if (name == "auto") return count > 0 ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
-  c10::Device device(name == "cuda" ? "cuda:0" : name);
-  check<ConfigError>(count > 0, "model.device is '{}' but no CUDA device is available{}", name,
-                     why_not.empty() ? "" : ": " + why_not);
-  check<ConfigError>(device.index() < count,
-                     "model.device is '{}' but only {} CUDA device(s) are visible", name, count);
-  return device;
-}
 
 c10::ScalarType parse_dtype(const std::string& name) {
   if (name == "fp32") return c10::kFloat;

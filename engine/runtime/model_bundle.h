@@ -21,9 +21,6 @@ struct ModelBundle {
   PrecisionPlan precision;
 };
 
-// "auto" is the first CUDA device when one is present, else the CPU. Throws ConfigError for a
-// CUDA device that is not there.
-c10::Device resolve_device(const std::string& name);
 c10::ScalarType parse_dtype(const std::string& name);
 const char* dtype_name(c10::ScalarType dtype);
 

@@ -19,11 +19,14 @@ class InstructionTemplate {
   InstructionTemplate(const ConfigNode& options, const std::string& prefix);
 
   bool empty() const { return !instruction_; }
+  const std::optional<std::string>& instruction() const { return instruction_; }
+  const std::string& format() const { return format_; }  // as configured
   // The text with its instruction; the text itself when there is none.
   std::string apply(std::string_view text) const;
 
  private:
   std::optional<std::string> instruction_;
+  std::string format_ = "{}{}";
   std::string before_instruction_, between_, after_text_;
 };
 

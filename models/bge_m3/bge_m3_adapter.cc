@@ -22,11 +22,28 @@ using engine::SequenceResult;
 using engine::TaskKind;
 
 enum class Mode { kDense, kSparse, kColbert, kCombined };
+const char* const kModes[] = {"dense", "sparse", "colbert", "combined"};
 
 struct Wanted {
   bool dense = false;
   bool sparse = false;
   bool colbert = false;
+};
+
+// model.options: outputs (embed), mode and weights (rerank, score), sparse_tokens.
+struct BgeM3Options : engine::FamilyOptions {
+  std::vector<std::string> outputs = {"dense"};
+  Mode mode = Mode::kDense;
+  std::vector<float> weights = {0.4f, 0.2f, 0.4f};
+  bool sparse_tokens = false;
+  Wanted wanted;  // what the model's outputs must give, from the task and the options above
+
+  nlohmann::json settings() const override {
+    return {{"outputs", outputs},
+            {"mode", kModes[static_cast<int>(mode)]},
+            {"weights", weights},
+            {"sparse_tokens", sparse_tokens}};
+  }
 };
 
 class BgeM3Adapter : public engine::TextEmbeddingAdapter {
@@ -36,13 +53,18 @@ class BgeM3Adapter : public engine::TextEmbeddingAdapter {
     const auto& manifest = bundle_.manifest;
     // FlagEmbedding leaves the <s>, </s>, <pad> and <unk> weights out of lexical weights.
     try {
-      for (int64_t id : manifest.document.value("sparse_skip_ids", std::vector<int64_t>{0, 1, 2, 3})) {
+      for (int64_t id :
+           manifest.document.value("sparse_skip_ids", std::vector<int64_t>{0, 1, 2, 3})) {
         skip_ids_.insert(id);
       }
     } catch (const nlohmann::json::exception&) {
       throw ConfigError(manifest.directory + "/engine.json: sparse_skip_ids must be a list of ids");
     }
-    read_options(context.options);
+    const auto& options = engine::family_options<BgeM3Options>(context);
+    wanted_ = options.wanted;
+    mode_ = options.mode;
+    weights_ = options.weights;
+    sparse_tokens_ = options.sparse_tokens;
   }
 
   std::vector<SequenceResult> run(const std::vector<const engine::Encoding*>& batch,
@@ -59,13 +81,11 @@ class BgeM3Adapter : public engine::TextEmbeddingAdapter {
       return fmt::format("bge-m3 embeddings:{}{}{}", wanted_.dense ? " dense" : "",
                          wanted_.sparse ? " sparse" : "", wanted_.colbert ? " colbert" : "");
     }
-    static const char* kModes[] = {"dense", "sparse", "colbert", "combined"};
     return fmt::format("bge-m3 {} score, weights dense {} sparse {} colbert {}",
                        kModes[static_cast<int>(mode_)], weights_[0], weights_[1], weights_[2]);
   }
 
  private:
-  void read_options(const engine::ConfigNode& options);
   LexicalWeights lexical(const engine::PlannedSequence& planned,
                          const SequenceResult& result) const {
     return lexical_weights(planned.encoding.ids, result.token_weights.data(), skip_ids_);
@@ -78,43 +98,50 @@ class BgeM3Adapter : public engine::TextEmbeddingAdapter {
   bool sparse_tokens_ = false;
 };
 
-void BgeM3Adapter::read_options(const engine::ConfigNode& options) {
-  const auto outputs = options.strings("outputs", std::vector<std::string>{"dense"});
-  for (const std::string& output : outputs) {
+}  // namespace
+
+std::shared_ptr<const engine::FamilyOptions> read_options(const engine::OptionsContext& context) {
+  const engine::ConfigNode& node = context.options;
+  auto options = std::make_shared<BgeM3Options>();
+  options->outputs = node.strings("outputs", std::vector<std::string>{"dense"});
+  for (const std::string& output : options->outputs) {
     check<ConfigError>(output == "dense" || output == "sparse" || output == "colbert",
-                       "{}: '{}' is not one of dense, sparse, colbert", options.where("outputs"),
+                       "{}: '{}' is not one of dense, sparse, colbert", node.where("outputs"),
                        output);
   }
   const auto has = [&](const char* name) {
-    return std::find(outputs.begin(), outputs.end(), name) != outputs.end();
+    return std::find(options->outputs.begin(), options->outputs.end(), name) !=
+           options->outputs.end();
   };
-  const std::string mode =
-      options.choice("mode", {"dense", "sparse", "colbert", "combined"}, "dense");
-  mode_ = mode == "dense"    ? Mode::kDense
-          : mode == "sparse" ? Mode::kSparse
-          : mode == "colbert" ? Mode::kColbert
-                              : Mode::kCombined;
-  const auto weights = options.strings("weights", std::vector<std::string>{"0.4", "0.2", "0.4"});
+  const std::string mode = node.choice("mode", {"dense", "sparse", "colbert", "combined"}, "dense");
+  options->mode = mode == "dense"     ? Mode::kDense
+                  : mode == "sparse"  ? Mode::kSparse
+                  : mode == "colbert" ? Mode::kColbert
+                                      : Mode::kCombined;
+  const auto weights = node.strings("weights", std::vector<std::string>{"0.4", "0.2", "0.4"});
   check<ConfigError>(weights.size() == 3, "{}: expected three weights (dense, sparse, colbert)",
-                     options.where("weights"));
+                     node.where("weights"));
   for (size_t i = 0; i < 3; ++i) {
     try {
-      weights_[i] = std::stof(weights[i]);
+      options->weights[i] = std::stof(weights[i]);
     } catch (const std::exception&) {
-      throw ConfigError(fmt::format("{}: '{}' is not a number", options.where("weights"),
-                                    weights[i]));
+      throw ConfigError(fmt::format("{}: '{}' is not a number", node.where("weights"), weights[i]));
     }
   }
-  sparse_tokens_ = options.boolean("sparse_tokens", false);
-  options.reject_unknown_keys();
-  if (task_.kind == TaskKind::kEmbed) {
-    wanted_ = {has("dense"), has("sparse"), has("colbert")};
+  options->sparse_tokens = node.boolean("sparse_tokens", false);
+  node.reject_unknown_keys();
+  const Mode chosen = options->mode;
+  if (context.task.kind == TaskKind::kEmbed) {
+    options->wanted = {has("dense"), has("sparse"), has("colbert")};
   } else {
-    wanted_ = {mode_ == Mode::kDense || mode_ == Mode::kCombined,
-               mode_ == Mode::kSparse || mode_ == Mode::kCombined,
-               mode_ == Mode::kColbert || mode_ == Mode::kCombined};
+    options->wanted = {chosen == Mode::kDense || chosen == Mode::kCombined,
+                       chosen == Mode::kSparse || chosen == Mode::kCombined,
+                       chosen == Mode::kColbert || chosen == Mode::kCombined};
   }
+  return options;
 }
+
+namespace {
 
 std::vector<SequenceResult> BgeM3Adapter::run(const std::vector<const engine::Encoding*>& batch,
                                               size_t padded_length) {
@@ -165,10 +192,14 @@ float BgeM3Adapter::pair_score(const engine::PlannedSequence& query_plan,
     return colbert_score(query.token_vectors, passage.token_vectors, hidden);
   };
   switch (mode_) {
-    case Mode::kDense: return dense();
-    case Mode::kSparse: return sparse();
-    case Mode::kColbert: return colbert();
-    case Mode::kCombined: break;
+    case Mode::kDense:
+      return dense();
+    case Mode::kSparse:
+      return sparse();
+    case Mode::kColbert:
+      return colbert();
+    case Mode::kCombined:
+      break;
   }
   const float total = weights_[0] + weights_[1] + weights_[2];
   return (weights_[2] * colbert() + weights_[1] * sparse() + weights_[0] * dense()) / total;
@@ -188,8 +219,9 @@ void BgeM3Adapter::write_embedding(const engine::PlannedSequence& planned,
     OutputRecord rows = OutputRecord::array();
     const auto hidden = result.vector.size();
     for (size_t start = 0; start < result.token_vectors.size(); start += hidden) {
-      rows.push_back(std::vector<float>(result.token_vectors.begin() + static_cast<long>(start),
-                                        result.token_vectors.begin() + static_cast<long>(start + hidden)));
+      rows.push_back(
+          std::vector<float>(result.token_vectors.begin() + static_cast<long>(start),
+                             result.token_vectors.begin() + static_cast<long>(start + hidden)));
     }
     output["colbert"] = std::move(rows);
   }

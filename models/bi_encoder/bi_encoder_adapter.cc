@@ -34,6 +34,11 @@ float cosine(const std::vector<float>& a, const std::vector<float>& b) {
                                    std::max(std::sqrt(norm_b), kNormEpsilon)));
 }
 
+// The bi-encoder has no options of its own.
+struct BiEncoderOptions : engine::FamilyOptions {
+  nlohmann::json settings() const override { return nlohmann::json::object(); }
+};
+
 class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
  public:
   explicit BiEncoderAdapter(const engine::AdapterContext& context)
@@ -42,7 +47,6 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
     const std::string pooling = manifest.document.value("pooling", std::string("mean"));
     check<ConfigError>(pooling == "mean", "{}/engine.json: pooling '{}' is not supported; mean is",
                        manifest.directory, pooling);
-    context.options.reject_unknown_keys();
   }
 
   std::vector<SequenceResult> run(const std::vector<const engine::Encoding*>& batch,
@@ -78,10 +82,14 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
   std::string describe() const override {
     return "bi-encoder: mean of the last hidden states, cosine similarity";
   }
-
 };
 
 }  // namespace
+
+std::shared_ptr<const engine::FamilyOptions> read_options(const engine::OptionsContext& context) {
+  context.options.reject_unknown_keys();
+  return std::make_shared<BiEncoderOptions>();
+}
 
 std::unique_ptr<engine::FamilyAdapter> make_adapter(const engine::AdapterContext& context) {
   return std::make_unique<BiEncoderAdapter>(context);

@@ -9,6 +9,8 @@
 
 namespace models::bi_encoder {
 
+// The family's model.options, typed; throws ConfigError naming a bad or unknown key.
+std::shared_ptr<const engine::FamilyOptions> read_options(const engine::OptionsContext& context);
 std::unique_ptr<engine::FamilyAdapter> make_adapter(const engine::AdapterContext& context);
 
 }  // namespace models::bi_encoder

@@ -22,17 +22,19 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
   explicit CrossEncoderAdapter(const engine::AdapterContext& context)
       : PairScoringAdapter(context.task),
         bundle_(context.bundle),
-        pairs_(*context.bundle.tokenizer, context.task, context.options,
+        options_(engine::family_options<CrossEncoderOptions>(context)),
+        pairs_(*context.bundle.tokenizer, context.task.max_length, options_,
                context.bundle.manifest.document.value("pair_truncation",
                                                       std::string("query_three_quarters"))) {
     const auto& manifest = bundle_.manifest;
     num_labels_ = manifest.architecture.value("num_labels", 1);
-    label_ = static_cast<int>(context.options.integer("label", 0, num_labels_ - 1, 0));
+    label_ = options_.label;
+    check<ConfigError>(label_ < num_labels_,
+                       "model.options.label is {} but the model has {} labels", label_,
+                       num_labels_);
     // auto: FlagReranker's convention, the raw logit or its sigmoid with task.normalize.
-    const std::string activation =
-        context.options.choice("activation", {"auto", "none", "sigmoid", "softmax"}, "auto");
-    activation_ = activation == "auto" ? (task_.normalize ? "sigmoid" : "none") : activation;
-    context.options.reject_unknown_keys();
+    activation_ = options_.activation == "auto" ? (task_.normalize ? "sigmoid" : "none")
+                                                : options_.activation;
     check<ConfigError>(task_.max_length <= manifest.max_positions,
                        "task.max_length is {} but the model has {} positions; set "
                        "task.max_length to at most {}",
@@ -49,26 +51,26 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
     c10::InferenceMode inference;
     const std::vector<at::Tensor> outputs =
         engine::forward_sequences(bundle_, batch, padded_length).outputs;
-    check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 2 &&
-                                  outputs[0].size(1) == num_labels_,
-                              "the model returned logits of shape {}; expected [batch, {}]",
-                              outputs.empty() ? std::string("nothing") : c10::str(outputs[0].sizes()),
-                              num_labels_);
+    check<std::runtime_error>(
+        !outputs.empty() && outputs[0].dim() == 2 && outputs[0].size(1) == num_labels_,
+        "the model returned logits of shape {}; expected [batch, {}]",
+        outputs.empty() ? std::string("nothing") : c10::str(outputs[0].sizes()), num_labels_);
     at::Tensor logits = outputs[0].to(at::kFloat);
     if (activation_ == "softmax") logits = at::softmax(logits, 1);
     return results_from_scores(logits.select(1, label_), activation_ == "sigmoid");
   }
 
   std::string describe() const override {
-    return fmt::format("cross-encoder: label {} of {} ({}), long passages {}", label_,
-                       num_labels_, activation_ == "none" ? "raw logit" : activation_,
-                       task_.long_passages == engine::LongPassages::kChunkMax
+    return fmt::format("cross-encoder: label {} of {} ({}), long passages {}", label_, num_labels_,
+                       activation_ == "none" ? "raw logit" : activation_,
+                       options_.long_passages == LongPassages::kChunkMax
                            ? "scored in overlapping chunks, best chunk kept"
                            : "truncated");
   }
 
  private:
   engine::ModelBundle& bundle_;
+  CrossEncoderOptions options_;
   int64_t num_labels_ = 1;
   int label_ = 0;
   PairEncoder pairs_;

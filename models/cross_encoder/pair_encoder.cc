@@ -9,12 +9,11 @@ namespace models::cross_encoder {
 
 using engine::Encoding;
 
-PairEncoder::PairEncoder(const engine::Tokenizer& tokenizer, const engine::TaskConfig& task,
-                         const engine::ConfigNode& options, const std::string& truncation)
+PairEncoder::PairEncoder(const engine::Tokenizer& tokenizer, int max_length,
+                         const CrossEncoderOptions& options, const std::string& truncation)
     : tokenizer_(tokenizer),
-      task_(task),
-      query_instruction_(options, "query"),
-      passage_instruction_(options, "passage"),
+      max_length_(static_cast<size_t>(max_length)),
+      options_(options),
       longest_first_(truncation == "longest_first") {
   engine::check<engine::ConfigError>(
       truncation == "longest_first" || truncation == "query_three_quarters",
@@ -44,16 +43,18 @@ std::pair<size_t, size_t> longest_first_lengths(size_t first, size_t second, siz
 
 std::vector<Encoding> PairEncoder::encode(std::string_view query, std::string_view passage) const {
   std::string query_text, passage_text;  // copies only when an instruction is added
-  if (!query_instruction_.empty()) query = query_text = query_instruction_.apply(query);
-  if (!passage_instruction_.empty()) passage = passage_text = passage_instruction_.apply(passage);
-  if (task_.long_passages == engine::LongPassages::kChunkMax) return chunked(query, passage);
+  const engine::InstructionTemplate& query_instruction = options_.query_instruction;
+  const engine::InstructionTemplate& passage_instruction = options_.passage_instruction;
+  if (!query_instruction.empty()) query = query_text = query_instruction.apply(query);
+  if (!passage_instruction.empty()) passage = passage_text = passage_instruction.apply(passage);
+  if (options_.long_passages == LongPassages::kChunkMax) return chunked(query, passage);
   if (longest_first_) return longest_first(query, passage);
   return truncated(query, passage);
 }
 
 std::vector<Encoding> PairEncoder::truncated(std::string_view query,
                                              std::string_view passage) const {
-  const auto max_length = static_cast<size_t>(task_.max_length);
+  const auto max_length = max_length_;
   const std::vector<int64_t> query_ids = tokenizer_.encode(query, max_length * 3 / 4);
   const size_t room = max_length - tokenizer_.special_token_count(true) - query_ids.size();
   return {tokenizer_.build_pair(query_ids, tokenizer_.encode(passage, room))};
@@ -63,8 +64,7 @@ std::vector<Encoding> PairEncoder::longest_first(std::string_view first,
                                                  std::string_view second) const {
   // Each side is encoded up to the whole budget only: the kept lengths depend on the full
   // lengths only through their minimum with the budget.
-  const size_t budget =
-      static_cast<size_t>(task_.max_length) - tokenizer_.special_token_count(true);
+  const size_t budget = max_length_ - tokenizer_.special_token_count(true);
   std::vector<int64_t> first_ids = tokenizer_.encode(first, budget + 1);
   std::vector<int64_t> second_ids = tokenizer_.encode(second, budget + 1);
   const auto [keep_first, keep_second] =
@@ -74,9 +74,8 @@ std::vector<Encoding> PairEncoder::longest_first(std::string_view first,
   return {tokenizer_.build_pair(first_ids, second_ids)};
 }
 
-std::vector<Encoding> PairEncoder::chunked(std::string_view query,
-                                           std::string_view passage) const {
-  const auto max_length = static_cast<size_t>(task_.max_length);
+std::vector<Encoding> PairEncoder::chunked(std::string_view query, std::string_view passage) const {
+  const auto max_length = max_length_;
   const std::vector<int64_t> query_ids = tokenizer_.encode(query, max_length);
   const size_t used = query_ids.size() + tokenizer_.special_token_count(true);
   const size_t window = used < max_length ? max_length - used : 0;
@@ -85,12 +84,12 @@ std::vector<Encoding> PairEncoder::chunked(std::string_view query,
       "the query takes {} of task.max_length {} tokens, leaving {} for passage chunks; chunked "
       "scoring (task.long_passages: chunk_max) needs more than 100",
       query_ids.size(), max_length, window);
-  const auto passage_chars = static_cast<size_t>(task_.max_passage_chars);
+  const auto passage_chars = static_cast<size_t>(options_.max_passage_chars);
   const std::vector<int64_t> passage_ids =
       tokenizer_.encode(engine::utf8_prefix(passage, passage_chars));
   if (passage_ids.size() <= window) return {tokenizer_.build_pair(query_ids, passage_ids)};
 
-  const size_t overlap = std::min(static_cast<size_t>(task_.chunk_overlap), window / 4);
+  const size_t overlap = std::min(static_cast<size_t>(options_.chunk_overlap), window / 4);
   std::vector<Encoding> sequences;
   for (size_t start = 0; start < passage_ids.size();) {
     const size_t end = std::min(start + window, passage_ids.size());

@@ -14,19 +14,18 @@
 #include <utility>
 #include <vector>
 
-#include "engine/config/config.h"
-#include "engine/text/instruction.h"
 #include "engine/text/tokenizer.h"
+#include "models/cross_encoder/cross_encoder_options.h"
 
 namespace models::cross_encoder {
 
 class PairEncoder {
  public:
-  // Reads the instruction options; throws ConfigError for bad ones.
-  // `truncation` is the manifest's pair_truncation: "query_three_quarters" (FlagReranker) or
-  // "longest_first"; task.long_passages: chunk_max overrides both.
-  PairEncoder(const engine::Tokenizer& tokenizer, const engine::TaskConfig& task,
-              const engine::ConfigNode& options, const std::string& truncation);
+  // Sequences of at most `max_length` tokens (task.max_length). `truncation` is the manifest's
+  // pair_truncation: "query_three_quarters" (FlagReranker) or "longest_first"; long_passages
+  // chunk_max overrides both. Throws ConfigError for another truncation.
+  PairEncoder(const engine::Tokenizer& tokenizer, int max_length,
+              const CrossEncoderOptions& options, const std::string& truncation);
 
   // Throws RecordError when a chunked pair's query leaves no room for its passage.
   std::vector<engine::Encoding> encode(std::string_view query, std::string_view passage) const;
@@ -38,9 +37,8 @@ class PairEncoder {
                                               std::string_view second) const;
 
   const engine::Tokenizer& tokenizer_;
-  const engine::TaskConfig& task_;
-  engine::InstructionTemplate query_instruction_;
-  engine::InstructionTemplate passage_instruction_;
+  size_t max_length_;
+  CrossEncoderOptions options_;
   bool longest_first_ = false;
 };
 

@@ -17,29 +17,36 @@ using engine::check;
 using engine::ConfigError;
 using engine::Encoding;
 
+// model.options: the text before each query and passage, and the prompt after the pair; their
+// defaults come from the manifest (FlagLLMReranker's "A: ", "B: " and its prompt).
+struct LlmRerankerOptions : engine::FamilyOptions {
+  std::string query_instruction;
+  std::string passage_instruction;
+  std::string prompt;
+
+  nlohmann::json settings() const override {
+    return {{"query_instruction", query_instruction},
+            {"passage_instruction", passage_instruction},
+            {"prompt", prompt}};
+  }
+};
+
 class LlmRerankerAdapter : public engine::PairScoringAdapter {
  public:
   explicit LlmRerankerAdapter(const engine::AdapterContext& context)
       : PairScoringAdapter(context.task), bundle_(context.bundle) {
     const auto& manifest = bundle_.manifest;
     const auto& document = manifest.document;
-    check<ConfigError>(task_.long_passages == engine::LongPassages::kTruncate,
-                       "task.long_passages: chunk_max is for cross-encoders; the LLM reranker "
-                       "truncates passages");
-    const engine::ConfigNode& options = context.options;
-    // FlagLLMReranker's defaults: "A: " before the query, "B: " before the passage.
-    query_prefix_ = options.string("query_instruction",
-                                   document.value("query_prefix", std::string("A: ")));
-    passage_prefix_ = options.string("passage_instruction",
-                                     document.value("passage_prefix", std::string("B: ")));
-    const std::string prompt = options.string("prompt", document.value("prompt", std::string()));
-    options.reject_unknown_keys();
+    const auto& options = engine::family_options<LlmRerankerOptions>(context);
+    query_prefix_ = options.query_instruction;
+    passage_prefix_ = options.passage_instruction;
+    const std::string& prompt = options.prompt;
     const engine::Tokenizer& tokenizer = *bundle_.tokenizer;
     prompt_ids_ = tokenizer.encode(prompt);
     separator_ids_ = tokenizer.encode(document.value("separator", std::string("\n")));
     // The prompt counts in the passage's budget and is then appended again, as in FlagEmbedding.
-    const auto longest = static_cast<int64_t>(task_.max_length + 2 * separator_ids_.size() +
-                                              2 * prompt_ids_.size());
+    const auto longest =
+        static_cast<int64_t>(task_.max_length + 2 * separator_ids_.size() + 2 * prompt_ids_.size());
     check<ConfigError>(longest <= manifest.max_positions,
                        "task.max_length {} makes sequences of up to {} tokens with the prompt, "
                        "more than the model's {} positions",
@@ -83,9 +90,8 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
   }
 
   std::string describe() const override {
-    return fmt::format("LLM reranker: logit of 'Yes' (id {}) after a {}-token prompt{}",
-                       yes_token_, prompt_ids_.size(),
-                       task_.normalize ? ", through a sigmoid" : "");
+    return fmt::format("LLM reranker: logit of 'Yes' (id {}) after a {}-token prompt{}", yes_token_,
+                       prompt_ids_.size(), task_.normalize ? ", through a sigmoid" : "");
   }
 
  private:
@@ -98,6 +104,20 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
 };
 
 }  // namespace
+
+std::shared_ptr<const engine::FamilyOptions> read_options(const engine::OptionsContext& context) {
+  const engine::ConfigNode& node = context.options;
+  const nlohmann::json& document = context.manifest.document;
+  auto options = std::make_shared<LlmRerankerOptions>();
+  // FlagLLMReranker's defaults: "A: " before the query, "B: " before the passage.
+  options->query_instruction =
+      node.string("query_instruction", document.value("query_prefix", std::string("A: ")));
+  options->passage_instruction =
+      node.string("passage_instruction", document.value("passage_prefix", std::string("B: ")));
+  options->prompt = node.string("prompt", document.value("prompt", std::string()));
+  node.reject_unknown_keys();
+  return options;
+}
 
 std::unique_ptr<engine::FamilyAdapter> make_adapter(const engine::AdapterContext& context) {
   return std::make_unique<LlmRerankerAdapter>(context);

@@ -12,6 +12,8 @@
 
 namespace models::llm_reranker {
 
+// The family's model.options, typed; throws ConfigError naming a bad or unknown key.
+std::shared_ptr<const engine::FamilyOptions> read_options(const engine::OptionsContext& context);
 std::unique_ptr<engine::FamilyAdapter> make_adapter(const engine::AdapterContext& context);
 
 }  // namespace models::llm_reranker

@@ -177,6 +177,20 @@ TEST_F(JobsTest, AWorkerKilledMidShardHasItsBlockFinishedByAnother) {
   EXPECT_EQ(output(), *reference_) << "nothing lost, nothing written twice";
 }
 
+TEST_F(JobsTest, AWorkerThatGarblesAMessageIsStoppedAndItsBlockRunAgain) {
+  // The worker running block 2 cuts its "done" message in half (worker_protocol.h).
+  const auto result = launch("--devices cpu:2 --set logging.level=info",
+                             "ENGINE_FAILPOINT=garble_done=2,once=" + dir_.path("fired"));
+  ASSERT_EQ(result.status, 0) << result.output;
+  EXPECT_TRUE(exists("fired")) << "the message was garbled";
+  EXPECT_NE(result.output.find("broke the launcher's protocol: message 'done 2 {"),
+            std::string::npos)
+      << result.output;
+  EXPECT_NE(result.output.find("SUMMARY_JSON is not JSON"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("while running block 2"), std::string::npos) << result.output;
+  EXPECT_EQ(output(), *reference_) << "nothing lost, nothing written twice";
+}
+
 TEST_F(JobsTest, AShardWhoseWorkerKeepsFailingFailsTheLaunchNamingIt) {
   const auto result =
       launch("--devices cpu:2 --set job.max_retries=1", "ENGINE_FAILPOINT=kill_at_line=170");

@@ -56,8 +56,9 @@ TEST_F(LlmRerankerParityTest, PairsAreBuiltAsFlagLlmRerankerBuildsThem) {
   TaskConfig task;
   task.kind = TaskKind::kScore;
   task.max_length = reference_->at("max_length");
-  ConfigNode options(YAML::Node(), "model.options", std::make_shared<ConfigSource>());
-  auto adapter = make_adapter("llm_reranker", {bundle, task, options});
+  const auto options = read_family_options(
+      "llm_reranker", {ConfigNode::empty("model.options"), bundle.manifest, task});
+  auto adapter = make_adapter("llm_reranker", {bundle, task, *options});
   auto& scorer = dynamic_cast<PairScoringAdapter&>(*adapter);
   size_t truncated = 0;
   for (const auto& pair : reference_->at("pairs")) {
@@ -73,7 +74,8 @@ TEST_F(LlmRerankerParityTest, PairsAreBuiltAsFlagLlmRerankerBuildsThem) {
 
 TEST_F(LlmRerankerParityTest, ScoresEqualFlagLlmReranker) {
   const auto& expected = reference_->at("scores").at("batch_size_1");
-  const std::string max_length = "task.max_length=" + std::to_string(reference_->at("max_length").get<int>());
+  const std::string max_length =
+      "task.max_length=" + std::to_string(reference_->at("max_length").get<int>());
   for (const char* batch : {"batching.max_batch_size=1", "batching.max_batch_size=8"}) {
     const auto outputs = testing::run_job(fixture_path("llm_tiny"), score_records(), "score",
                                           {max_length, batch}, dir_);
@@ -96,8 +98,8 @@ TEST_F(LlmRerankerParityTest, ABf16GraphStaysCloseToFlagLlmReranker) {
   ASSERT_EQ(outputs.size(), expected.size());
   double worst = 0, largest = 1;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    worst = std::max(worst, std::abs(outputs[i].at("score").get<double>() -
-                                     expected[i].get<double>()));
+    worst =
+        std::max(worst, std::abs(outputs[i].at("score").get<double>() - expected[i].get<double>()));
     largest = std::max(largest, std::abs(expected[i].get<double>()));
   }
   std::cout << "bf16 graph: max |score - FlagLLMReranker fp32| = " << worst << "\n";

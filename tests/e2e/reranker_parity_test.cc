@@ -80,7 +80,7 @@ TEST_F(RerankerParityTest, ChunkedLongPassagesEqualBCEmbedding) {
   const auto reference = testing::read_json(fixture_path("bce_reranker_256.json"));
   const auto records = read_lines(fixture_path("bce_records.jsonl"));
   const auto outputs = run_job(records, "rerank",
-                               {"task.max_length=256", "task.long_passages=chunk_max",
+                               {"task.max_length=256", "model.options.long_passages=chunk_max",
                                 "task.normalize=true", "batching.max_batch_size=5"});
   EXPECT_GT(last_summary_.sequences, last_summary_.pairs + 20)
       << "the fixture must hold passages of several chunks";
@@ -90,10 +90,12 @@ TEST_F(RerankerParityTest, ChunkedLongPassagesEqualBCEmbedding) {
     const auto& expected = reference.at(output.at("id").get<std::string>());
     ASSERT_EQ(output.at("results").size(), expected.size());
     for (const auto& result : output.at("results")) {
-      const double difference = std::abs(result.at("score").get<double>() -
-                                         expected.at(result.at("index").get<size_t>()).get<double>());
+      const double difference =
+          std::abs(result.at("score").get<double>() -
+                   expected.at(result.at("index").get<size_t>()).get<double>());
       worst = std::max(worst, difference);
-      EXPECT_LE(difference, kParityTolerance) << output.at("id") << " passage " << result.at("index");
+      EXPECT_LE(difference, kParityTolerance)
+          << output.at("id") << " passage " << result.at("index");
     }
   }
   std::cout << "chunk_max: max |engine - BCEmbedding| = " << worst << "\n";
@@ -117,7 +119,8 @@ std::vector<std::string> rerank_records() {
 }
 
 // record id -> passage id -> score
-std::map<std::string, std::map<int, double>> scores_by_id(const std::vector<nlohmann::json>& outputs) {
+std::map<std::string, std::map<int, double>> scores_by_id(
+    const std::vector<nlohmann::json>& outputs) {
   std::map<std::string, std::map<int, double>> scores;
   for (const auto& output : outputs) {
     for (const auto& result : output.at("results")) {

@@ -39,14 +39,14 @@ TEST(WordPieceParityTest, PairsEqualBertTokenizerLongestFirst) {
   const auto reference = testing::read_json(fixture_path("wordpiece_reference.json"));
   const auto lowercase = tokenizer_for(true);
   const auto cased = tokenizer_for(false);
-  ConfigNode options(YAML::Node(), "model.options", std::make_shared<ConfigSource>());
+  const models::cross_encoder::CrossEncoderOptions options;  // the defaults
   for (const auto& item : reference.at("pairs")) {
     TaskConfig task;
     task.max_length = item.at("max_length");
     const Tokenizer& tokenizer = item.at("lowercase").get<bool>() ? *lowercase : *cased;
-    models::cross_encoder::PairEncoder pairs(tokenizer, task, options, "longest_first");
-    const auto sequences = pairs.encode(item.at("text_a").get<std::string>(),
-                                        item.at("text_b").get<std::string>());
+    models::cross_encoder::PairEncoder pairs(tokenizer, task.max_length, options, "longest_first");
+    const auto sequences =
+        pairs.encode(item.at("text_a").get<std::string>(), item.at("text_b").get<std::string>());
     ASSERT_EQ(sequences.size(), 1u);
     EXPECT_EQ(sequences[0].ids, item.at("slow_ids").get<std::vector<int64_t>>())
         << "max_length " << task.max_length << " a: " << item.at("text_a").get<std::string>()
@@ -79,23 +79,22 @@ nlohmann::json* StructBertParityTest::reference_ = nullptr;
 
 TEST_F(StructBertParityTest, CrossEncoderGivesModelScopesSimilarProbability) {
   const int similar = reference_->at("similar_index");
-  const auto outputs = testing::run_job(
-      fixture_path("sbert_tiny"), score_records(), "score",
-      {"task.max_length=128", "model.options.activation=softmax",
-       "model.options.label=" + std::to_string(similar)},
-      dir_);
+  const auto outputs = testing::run_job(fixture_path("sbert_tiny"), score_records(), "score",
+                                        {"task.max_length=128", "model.options.activation=softmax",
+                                         "model.options.label=" + std::to_string(similar)},
+                                        dir_);
   const auto& probabilities = reference_->at("probabilities");
   ASSERT_EQ(outputs.size(), probabilities.size());
   for (size_t i = 0; i < outputs.size(); ++i) {
-    EXPECT_NEAR(outputs[i].at("score").get<double>(),
-                probabilities[i][similar].get<double>(), kTolerance)
+    EXPECT_NEAR(outputs[i].at("score").get<double>(), probabilities[i][similar].get<double>(),
+                kTolerance)
         << "pair " << i;
   }
   const auto raw = testing::run_job(fixture_path("sbert_tiny"), score_records(), "score",
                                     {"task.max_length=128", "model.options.label=0"}, dir_);
   for (size_t i = 0; i < raw.size(); ++i) {
-    EXPECT_NEAR(raw[i].at("score").get<double>(),
-                reference_->at("logits")[i][0].get<double>(), kTolerance)
+    EXPECT_NEAR(raw[i].at("score").get<double>(), reference_->at("logits")[i][0].get<double>(),
+                kTolerance)
         << "raw logit of pair " << i;
   }
 }

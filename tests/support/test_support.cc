@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "engine/jobs/job.h"
 #include "engine/memory/device_memory.h"
 #include "models/registry.h"
 
@@ -119,12 +120,9 @@ std::vector<nlohmann::json> run_job(const std::string& bundle,
   write_file(dir.path("in.jsonl"), input);
   write_file(dir.path("job.yaml"),
              job_config(bundle, dir.path("in.jsonl"), dir.path("out.jsonl"), task));
-  Config config = load_config(dir.path("job.yaml"), overrides);
-  auto memory = make_device_memory(resolve_device(config.model.device), config.memory.limit);
-  ModelBundle loaded = load_bundle(config.model);
-  auto adapter = make_adapter(loaded.manifest.family,
-                              {loaded, config.task, *config.model.family_options});
-  const JobSummary result = run_batch_job(config, *adapter, *memory);
+  // As `engine --config job.yaml` runs it (engine/jobs/job.h).
+  OpenJob job = open_job({dir.path("job.yaml"), overrides});
+  const JobSummary result = engine::run_job(job.plan, *job.runtime);
   if (summary) *summary = result;
   std::vector<nlohmann::json> outputs;
   for (const auto& line : read_lines(dir.path("out.jsonl"))) {
@@ -143,8 +141,9 @@ std::unique_ptr<LoadedReranker> load_tiny_reranker(int max_length, bool normaliz
   model.path = fixture_path("xlmr_tiny");
   model.device = "cpu";
   loaded->bundle = load_bundle(model);
-  loaded->options = std::make_unique<ConfigNode>(YAML::Node(), "model.options",
-                                                 std::make_shared<ConfigSource>());
+  loaded->options = read_family_options(
+      loaded->bundle.manifest.family,
+      {ConfigNode::empty("model.options"), loaded->bundle.manifest, loaded->task});
   loaded->adapter = make_adapter(loaded->bundle.manifest.family,
                                  {loaded->bundle, loaded->task, *loaded->options});
   return loaded;

@@ -66,7 +66,7 @@ std::vector<nlohmann::json> run_job(const std::string& bundle,
 struct LoadedReranker {
   TaskConfig task;
   ModelBundle bundle;
-  std::unique_ptr<ConfigNode> options;
+  std::shared_ptr<const FamilyOptions> options;
   std::unique_ptr<FamilyAdapter> adapter;
 };
 std::unique_ptr<LoadedReranker> load_tiny_reranker(int max_length, bool normalize);

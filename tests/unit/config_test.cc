@@ -56,8 +56,6 @@ TEST_F(ConfigTest, DefaultsAndPathsRelativeToTheConfigFile) {
   EXPECT_EQ(config.task.max_length, 512);
   EXPECT_FALSE(config.task.normalize);
   EXPECT_EQ(config.task.top_k, 0);
-  EXPECT_EQ(config.task.long_passages, LongPassages::kTruncate);
-  EXPECT_EQ(config.task.chunk_overlap, 80);
   EXPECT_EQ(config.batching.max_batch_size, 32);
   EXPECT_EQ(config.batching.max_tokens, 16384);
   EXPECT_EQ(config.io.max_line_bytes, 64LL << 20);
@@ -69,7 +67,6 @@ TEST_F(ConfigTest, ReadsEveryKey) {
       "  verify_checksum: false\n"
       "  graph: plain\n"
       "task:\n  kind: score\n  max_length: 128\n  normalize: true\n  top_k: 5\n"
-      "  long_passages: chunk_max\n  chunk_overlap: 40\n  max_passage_chars: 1000\n"
       "batching:\n  max_batch_size: 7\n  max_tokens: 4096\n  window: 100\n  pad_multiple: 1\n"
       "input:\n  path: in.jsonl\n  max_line_bytes: 2MiB\n"
       "output:\n  path: o.jsonl\n"
@@ -84,9 +81,6 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(config.task.max_length, 128);
   EXPECT_TRUE(config.task.normalize);
   EXPECT_EQ(config.task.top_k, 5);
-  EXPECT_EQ(config.task.long_passages, LongPassages::kChunkMax);
-  EXPECT_EQ(config.task.chunk_overlap, 40);
-  EXPECT_EQ(config.task.max_passage_chars, 1000);
   EXPECT_EQ(config.batching.max_batch_size, 7);
   EXPECT_EQ(config.batching.max_tokens, 4096);
   EXPECT_EQ(config.batching.window, 100);
@@ -94,6 +88,24 @@ TEST_F(ConfigTest, ReadsEveryKey) {
   EXPECT_EQ(config.io.max_line_bytes, 2 << 20);
   EXPECT_EQ(config.logging.level, "debug");
   EXPECT_DOUBLE_EQ(config.logging.progress_interval_s, 0.5);
+}
+
+TEST_F(ConfigTest, CrossEncoderKeysMovedToTheFamilyAreRefusedWithTheirNewName) {
+  for (const std::string key : {"long_passages", "chunk_overlap", "max_passage_chars"}) {
+    const std::string message = error_of(config_text("  " + key + ": 1\n"));
+    EXPECT_NE(message.find("job.yaml:5 (task." + key +
+                           "): this is now a cross-encoder option: "
+                           "write it as model.options." +
+                           key),
+              std::string::npos)
+        << message;
+  }
+  const std::string message = error_of(config_text(), {"task.long_passages=chunk_max"});
+  EXPECT_NE(message.find("--set task.long_passages: this is now a cross-encoder option"),
+            std::string::npos)
+      << message;
+  // Family keys pass through the general config unread: the family reads them.
+  EXPECT_EQ(error_of(config_text(), {"model.options.long_passages=chunk_max"}), "");
 }
 
 TEST_F(ConfigTest, Int8LinearLayersNeedTheOneDnnGraph) {

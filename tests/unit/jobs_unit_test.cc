@@ -19,6 +19,7 @@
 #include "engine/jobs/cluster_env.h"
 #include "engine/jobs/job_identity.h"
 #include "engine/jobs/launcher.h"
+#include "engine/runtime/devices.h"
 #include "tests/support/test_support.h"
 
 namespace engine {

@@ -12,6 +12,7 @@
 #include "engine/memory/cuda_backend.h"
 #include "engine/memory/device_memory.h"
 #include "engine/memory/host_block_pool.h"
+#include "engine/runtime/devices.h"
 
 namespace engine {
 namespace {
@@ -111,8 +112,7 @@ TEST(BatchControllerTest, LearnsPerTokenAndQuadraticTerms) {
   // rise = 1000 * B*L + 2 * B*L^2
   for (auto [batch, length] : {std::pair<size_t, size_t>{4, 64}, {2, 256}, {8, 128}}) {
     const double tokens = static_cast<double>(batch * length);
-    controller.observe(batch, length,
-                       static_cast<int64_t>(1000 * tokens + 2 * tokens * length));
+    controller.observe(batch, length, static_cast<int64_t>(1000 * tokens + 2 * tokens * length));
   }
   EXPECT_NEAR(controller.predicted_rise(3, 512), 1000.0 * 1536 + 2.0 * 1536 * 512, 1.0);
 }
@@ -195,7 +195,8 @@ class TightAdapter : public FamilyAdapter {
       TORCH_CHECK_WITH(OutOfMemoryError, false, "CUDA out of memory. Tried to allocate 2 GiB");
     }
     std::vector<SequenceResult> results(batch.size());
-    for (size_t i = 0; i < batch.size(); ++i) results[i].score = static_cast<float>(batch[i]->size());
+    for (size_t i = 0; i < batch.size(); ++i)
+      results[i].score = static_cast<float>(batch[i]->size());
     return results;
   }
   OutputRecord finish(const TaskRecord&, const std::vector<PlannedSequence>&,
@@ -292,7 +293,8 @@ TEST(CudaMemoryTest, RecoversFromARealOutOfMemoryUnderAReducedFraction) {
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device on this machine";
   auto memory = make_cuda_memory(0, int64_t{1} << 30);  // 1 GiB of the device
   try {
-    at::Tensor too_big = at::empty({int64_t{1} << 29}, at::TensorOptions(at::kFloat).device(at::kCUDA));
+    at::Tensor too_big =
+        at::empty({int64_t{1} << 29}, at::TensorOptions(at::kFloat).device(at::kCUDA));
     FAIL() << "2 GiB must not fit in a 1 GiB fraction";
   } catch (const std::exception& error) {
     EXPECT_TRUE(is_out_of_memory(error)) << error.what();

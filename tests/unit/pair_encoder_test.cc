@@ -4,7 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "engine/common/error.h"
+#include "engine/config/config.h"
+#include "tests/support/test_support.h"
 
 namespace models::cross_encoder {
 namespace {
@@ -50,56 +54,51 @@ class CharTokenizer : public engine::Tokenizer {
 
 class PairEncoderTest : public ::testing::Test {
  protected:
-  std::vector<Encoding> encode(const engine::TaskConfig& task, size_t query_chars,
-                               size_t passage_chars,
+  std::vector<Encoding> encode(int max_length, const CrossEncoderOptions& options,
+                               size_t query_chars, size_t passage_chars,
                                const std::string& truncation = "query_three_quarters") {
-    PairEncoder encoder(tokenizer_, task, options_, truncation);
+    PairEncoder encoder(tokenizer_, max_length, options, truncation);
     return encoder.encode(std::string(query_chars, 'q'), std::string(passage_chars, 'p'));
   }
 
   CharTokenizer tokenizer_;
-  engine::ConfigNode options_{YAML::Node(), "model.options",
-                              std::make_shared<engine::ConfigSource>()};
 };
 
 TEST_F(PairEncoderTest, TruncateCapsTheQueryAtThreeQuartersAndFillsTheRest) {
-  engine::TaskConfig task;
-  task.max_length = 64;
-  auto sequences = encode(task, 100, 100);
+  const CrossEncoderOptions options;
+  auto sequences = encode(64, options, 100, 100);
   ASSERT_EQ(sequences.size(), 1u);
   EXPECT_EQ(sequences[0].size(), 64u);  // 48 query + 12 passage + 4 special
   EXPECT_EQ(sequences[0].ids[48], 1047) << "the query's 48th character is the last kept";
   EXPECT_EQ(sequences[0].ids[49], 2);
-  sequences = encode(task, 10, 20);
+  sequences = encode(64, options, 10, 20);
   EXPECT_EQ(sequences[0].size(), 34u) << "short pairs are not padded";
 }
 
 TEST_F(PairEncoderTest, ChunkMaxCutsOverlappingWindows) {
-  engine::TaskConfig task;
-  task.max_length = 200;
-  task.long_passages = engine::LongPassages::kChunkMax;
-  task.chunk_overlap = 80;
+  CrossEncoderOptions options;
+  options.long_passages = LongPassages::kChunkMax;
+  options.chunk_overlap = 80;
   // Query of 16: window = 200 - 16 - 4 = 180, overlap = min(80, 180 / 4) = 45.
-  EXPECT_EQ(encode(task, 16, 180).size(), 1u) << "a passage that fits is one sequence";
-  const auto sequences = encode(task, 16, 300);
+  EXPECT_EQ(encode(200, options, 16, 180).size(), 1u) << "a passage that fits is one sequence";
+  const auto sequences = encode(200, options, 16, 300);
   ASSERT_EQ(sequences.size(), 2u);
   // Chunks start at 0 and 180 - 45 = 135; the second ends with the passage.
   EXPECT_EQ(sequences[0].ids[16 + 3], 1000);
   EXPECT_EQ(sequences[0].size(), 200u);
   EXPECT_EQ(sequences[1].ids[16 + 3], 1135);
   EXPECT_EQ(sequences[1].size(), 16u + 4 + 165);
-  EXPECT_EQ(encode(task, 16, 450).size(), 3u) << "windows 0, 135 and 270 end at 450";
-  EXPECT_EQ(encode(task, 16, 451).size(), 4u);
+  EXPECT_EQ(encode(200, options, 16, 450).size(), 3u) << "windows 0, 135 and 270 end at 450";
+  EXPECT_EQ(encode(200, options, 16, 451).size(), 4u);
 }
 
 TEST_F(PairEncoderTest, ChunkMaxRefusesAQueryThatLeavesNoWindow) {
-  engine::TaskConfig task;
-  task.max_length = 128;
-  task.long_passages = engine::LongPassages::kChunkMax;
+  CrossEncoderOptions options;
+  options.long_passages = LongPassages::kChunkMax;
   // Window 101, overlap 25: chunks start at 0, 76, ..., 456.
-  EXPECT_EQ(encode(task, 23, 500).size(), 7u) << "window 101 is enough";
+  EXPECT_EQ(encode(128, options, 23, 500).size(), 7u) << "window 101 is enough";
   try {
-    encode(task, 24, 500);
+    encode(128, options, 24, 500);
     FAIL() << "a window of 100 must be refused";
   } catch (const engine::RecordError& error) {
     EXPECT_NE(std::string(error.what()).find("leaving 100 for passage chunks"), std::string::npos)
@@ -108,11 +107,65 @@ TEST_F(PairEncoderTest, ChunkMaxRefusesAQueryThatLeavesNoWindow) {
 }
 
 TEST_F(PairEncoderTest, ChunkMaxCutsPassagesToMaxPassageChars) {
-  engine::TaskConfig task;
-  task.max_length = 200;
-  task.long_passages = engine::LongPassages::kChunkMax;
-  task.max_passage_chars = 180;
-  EXPECT_EQ(encode(task, 16, 100000).size(), 1u);
+  CrossEncoderOptions options;
+  options.long_passages = LongPassages::kChunkMax;
+  options.max_passage_chars = 180;
+  EXPECT_EQ(encode(200, options, 16, 100000).size(), 1u);
+}
+
+// The family reads its own keys from model.options, typed and checked, and records them all.
+TEST(CrossEncoderOptionsTest, AreReadFromModelOptionsCheckedAndRecorded) {
+  engine::testing::TempDir dir;
+  std::filesystem::create_directories(dir.path("bundle"));
+  engine::testing::write_file(dir.path("in.jsonl"), "{}\n");
+  const auto config_with = [&](const std::string& options) {
+    return engine::parse_config("model:\n  path: bundle\n  options:\n" + options +
+                                    "task:\n  kind: rerank\ninput:\n  path: in.jsonl\n"
+                                    "output:\n  path: out.jsonl\n",
+                                dir.path("job.yaml"));
+  };
+  engine::Manifest manifest;
+  manifest.architecture = {{"num_labels", 2}};
+  const auto read = [&](const engine::Config& config) {
+    return read_options({*config.model.family_options, manifest, config.task});
+  };
+  const engine::Config config = config_with(
+      "    label: 1\n    long_passages: chunk_max\n    chunk_overlap: 40\n"
+      "    max_passage_chars: 1000\n    query_instruction: 'q: '\n");
+  const auto options = read(config);
+  const auto& typed = dynamic_cast<const CrossEncoderOptions&>(*options);
+  EXPECT_EQ(typed.label, 1);
+  EXPECT_EQ(typed.long_passages, LongPassages::kChunkMax);
+  EXPECT_EQ(typed.chunk_overlap, 40);
+  EXPECT_EQ(typed.max_passage_chars, 1000);
+  EXPECT_EQ(typed.query_instruction.apply("x"), "q: x");
+  const nlohmann::json settings = options->settings();
+  EXPECT_EQ(settings.at("long_passages"), "chunk_max");
+  EXPECT_EQ(settings.at("activation"), "auto") << "defaults are recorded too";
+  EXPECT_EQ(settings.at("query_instruction").at("instruction"), "q: ");
+  EXPECT_TRUE(settings.at("passage_instruction").at("instruction").is_null());
+
+  const auto error_of = [&](const std::string& options_text) -> std::string {
+    try {
+      read(config_with(options_text));
+    } catch (const engine::ConfigError& error) {
+      return error.what();
+    }
+    return "";
+  };
+  EXPECT_NE(error_of("    label: 2\n")
+                .find("job.yaml:4 (model.options.label): value 2 is out of "
+                      "range; expected 0 to 1"),
+            std::string::npos)
+      << error_of("    label: 2\n");
+  EXPECT_NE(error_of("    long_passages: chunks\n")
+                .find("'chunks' is not one of: truncate, "
+                      "chunk_max"),
+            std::string::npos);
+  const std::string unknown = error_of("    chunk_overlapp: 3\n");
+  EXPECT_NE(unknown.find("(model.options.chunk_overlapp): unknown key 'chunk_overlapp'"),
+            std::string::npos)
+      << unknown;
 }
 
 using Lengths = std::pair<size_t, size_t>;
@@ -131,9 +184,7 @@ TEST(LongestFirstTest, KeepsWhatTransformersKeeps) {
 }
 
 TEST_F(PairEncoderTest, LongestFirstBuildsBertPairs) {
-  engine::TaskConfig task;
-  task.max_length = 24;
-  const auto sequences = encode(task, 15, 11, "longest_first");
+  const auto sequences = encode(24, CrossEncoderOptions(), 15, 11, "longest_first");
   ASSERT_EQ(sequences.size(), 1u);
   EXPECT_EQ(sequences[0].size(), 24u);
   // This tokenizer adds 4 special tokens, so 20 are shared: 10 of the query's 15, 10 of 11.
