@@ -4,9 +4,8 @@
 // up to job.max_retries times; past that the launch fails naming the block. Nothing is written
 // twice: a block's part is only ever written through its checkpoint (docs/jobs.md).
 //
-// The protocol, one line each way: the launcher writes "block INDEX FIRST_LINE LINES BEGIN END";
-// the worker answers "ready" once its model is loaded, "progress INDEX RECORDS" after each
-// window and "done INDEX SUMMARY_JSON" when the block's part is complete.
+// The launcher and its workers speak the line protocol of worker_protocol.h; a worker whose
+// message is truncated, garbled or out of turn is stopped and its block run again, as for a crash.
 #pragma once
 
 #include <cstdint>
