@@ -245,6 +245,24 @@ TEST_F(JobsTest, RanksWriteTheirPartsAndMergeJoinsThemInInputOrder) {
   EXPECT_FALSE(exists("out.jsonl.parts"));
 }
 
+TEST_F(JobsTest, AFamilyOptionTypoStopsALaunchBeforeAnyWorkerStarts) {
+  // The family reads model.options when the job is planned, before weights load or workers start.
+  const auto result = launch("--devices cpu:2 --set model.options.labell=1");
+  EXPECT_EQ(result.status, 2) << result.output;
+  EXPECT_NE(result.output.find("--set model.options.labell: unknown key 'labell'"),
+            std::string::npos)
+      << result.output;
+  EXPECT_EQ(result.output.find("started"), std::string::npos) << result.output;
+  EXPECT_FALSE(exists("out.jsonl.parts"));
+  // And a changed option is a different job: a resumed one is refused, naming it.
+  ASSERT_EQ(engine("", "RANK=0 WORLD_SIZE=2").status, 0);
+  const auto other = launch("--devices cpu:2 --set model.options.activation=sigmoid");
+  EXPECT_EQ(other.status, 2) << other.output;
+  EXPECT_NE(other.output.find("model.options.activation (was auto, now sigmoid)"),
+            std::string::npos)
+      << other.output;
+}
+
 TEST_F(JobsTest, PartsOfAnotherJobAreNeitherContinuedNorMerged) {
   ASSERT_EQ(engine("", "RANK=0 WORLD_SIZE=2").status, 0);
   const auto other = launch("--devices cpu:2 --set task.normalize=true");
