@@ -14,6 +14,7 @@
 #include "engine/memory/device_memory.h"
 #include "engine/runtime/family_adapter.h"
 #include "engine/runtime/model_bundle.h"
+#include "engine/serve/server.h"
 
 namespace engine {
 namespace {
@@ -63,6 +64,11 @@ int check_command(const std::string& config_file, const std::vector<std::string>
             << "input:       " << config.io.input_path << "\n"
             << "output:      " << config.io.output_path << "\n";
   return 0;
+}
+
+int serve_command(const std::string& config_file, const std::vector<std::string>& overrides,
+                  const std::string& host, int port) {
+  return run_server({{config_file, overrides}, host, port});
 }
 
 int tokenize_command(const std::string& model_dir, bool pair, int max_length,

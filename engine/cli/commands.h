@@ -18,6 +18,9 @@ int launch_command(const std::string& config_file, const std::vector<std::string
                    const std::string& devices, const std::string& summary_file);
 // engine worker --config FILE: a launch's worker, driven over stdin and stdout (launcher.h).
 int worker_command(const std::string& config_file, const std::vector<std::string>& overrides);
+// engine serve --config FILE [--host H] [--port P]: the HTTP server (serve/server.h).
+int serve_command(const std::string& config_file, const std::vector<std::string>& overrides,
+                  const std::string& host, int port);
 // engine check --config FILE: validates config and bundle, prints the plan, runs nothing.
 int check_command(const std::string& config_file, const std::vector<std::string>& overrides);
 // engine tokenize --model DIR [--pair] [--max-length N] TEXT [TEXT_B]

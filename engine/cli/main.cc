@@ -3,9 +3,9 @@
 #include <cstdlib>
 #include <iostream>
 
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "engine/cli/commands.h"
 #include "engine/common/error.h"
@@ -72,6 +72,16 @@ int dispatch(int argc, char** argv) {
   add_config_options(*worker, worker_config, worker_overrides, true);
   worker->add_option("--log-tag", log_tag, "name on every log line");
 
+  CLI::App* serve = app.add_subcommand(
+      "serve", "serve the model over HTTP: TEI, Cohere/Jina and OpenAI routes (docs/serving.md)");
+  std::string serve_config, serve_host;
+  std::vector<std::string> serve_overrides;
+  int serve_port = -1;
+  add_config_options(*serve, serve_config, serve_overrides, true);
+  serve->add_option("--host", serve_host, "address to listen on (default serve.host, 127.0.0.1)");
+  serve->add_option("--port", serve_port, "port (default serve.port, 8080; 0: any free port)")
+      ->check(CLI::Range(0, 65535));
+
   CLI::App* tokenize = app.add_subcommand("tokenize", "print a text's ids and pieces as JSON");
   std::string model_dir;
   bool pair = false;
@@ -90,12 +100,14 @@ int dispatch(int argc, char** argv) {
     return status == 0 ? 0 : kExitUsage;
   }
   if (*check) return engine::check_command(check_config, check_overrides);
-  if (*launch) return engine::launch_command(launch_config, launch_overrides, devices, launch_summary);
+  if (*launch)
+    return engine::launch_command(launch_config, launch_overrides, devices, launch_summary);
   if (*merge) return engine::merge_command(merge_config, merge_overrides);
   if (*worker) {
     tag_logging(log_tag);
     return engine::worker_command(worker_config, worker_overrides);
   }
+  if (*serve) return engine::serve_command(serve_config, serve_overrides, serve_host, serve_port);
   if (*tokenize) return engine::tokenize_command(model_dir, pair, max_length, texts);
   if (config_file.empty()) {
     std::cerr << app.help() << "\nerror: --config is required\n";

@@ -111,13 +111,18 @@ void read_batching(const ConfigNode& node, BatchingConfig& batching) {
                                    : node.integer("batch_cost_tokens", 0, 1LL << 40, 0);
 }
 
-void read_io(const ConfigNode& input, const ConfigNode& output, IoConfig& io) {
-  io.input_path = input.path("path", std::nullopt);
-  check<ConfigError>(std::filesystem::is_regular_file(io.input_path),
-                     "{}: input file '{}' does not exist", input.where("path"), io.input_path);
+void read_io(const ConfigNode& input, const ConfigNode& output, IoConfig& io, ConfigUse use) {
   io.max_line_bytes = input.bytes("max_line_bytes", 64LL << 20);
   check<ConfigError>(io.max_line_bytes >= 1024, "{}: must be at least 1024 bytes",
                      input.where("max_line_bytes"));
+  if (use == ConfigUse::kServe && !input.has("path") && !output.has("path")) {
+    input.path("path", "");  // read: not an unknown key
+    output.path("path", "");
+    return;
+  }
+  io.input_path = input.path("path", std::nullopt);
+  check<ConfigError>(std::filesystem::is_regular_file(io.input_path),
+                     "{}: input file '{}' does not exist", input.where("path"), io.input_path);
   io.output_path = output.path("path", std::nullopt);
   auto parent = std::filesystem::path(io.output_path).parent_path();
   check<ConfigError>(
@@ -148,6 +153,19 @@ void read_memory(const ConfigNode& node, MemoryConfig& memory) {
   memory.warmup = node.boolean("warmup", false);
 }
 
+void read_serve(const ConfigNode& node, ServeConfig& serve) {
+  serve.host = node.string("host", "127.0.0.1");
+  serve.port = static_cast<int>(node.integer("port", 0, 65535, 8080));
+  serve.max_wait_ms = node.number("max_wait_ms", 0, 10000, 5);
+  serve.max_queue_sequences = node.integer("max_queue_sequences", 1, 1LL << 30, 4096);
+  serve.max_client_batch_size =
+      static_cast<int>(node.integer("max_client_batch_size", 1, 1 << 20, 512));
+  serve.max_body_bytes = node.bytes("max_body_bytes", 16LL << 20);
+  check<ConfigError>(serve.max_body_bytes >= 1024, "{}: must be at least 1024 bytes",
+                     node.where("max_body_bytes"));
+  serve.http_threads = static_cast<int>(node.integer("http_threads", 1, 4096, 128));
+}
+
 }  // namespace
 
 const char* task_name(TaskKind kind) {
@@ -163,7 +181,7 @@ const char* task_name(TaskKind kind) {
 }
 
 Config parse_config(const std::string& yaml_text, const std::string& file,
-                    const std::vector<std::string>& overrides) {
+                    const std::vector<std::string>& overrides, ConfigUse use) {
   auto source = std::make_shared<ConfigSource>();
   source->file = file;
   YAML::Node root;
@@ -183,32 +201,35 @@ Config parse_config(const std::string& yaml_text, const std::string& file,
   const ConfigNode model = top.section("model"), task = top.section("task"),
                    batching = top.section("batching"), input = top.section("input"),
                    output = top.section("output"), memory = top.section("memory"),
-                   job = top.section("job"), logging = top.section("logging");
+                   job = top.section("job"), serve = top.section("serve"),
+                   logging = top.section("logging");
   top.reject_unknown_keys();
   read_model(model, config.model);
   read_task(task, config.task);
   read_batching(batching, config.batching);
-  read_io(input, output, config.io);
+  read_io(input, output, config.io, use);
   read_memory(memory, config.memory);
   config.job.block_lines = job.integer("block_lines", 0, 1LL << 40, 0);
   config.job.resume = job.boolean("resume", true);
   config.job.max_retries = static_cast<int>(job.integer("max_retries", 0, 1000, 2));
+  read_serve(serve, config.serve);
   config.logging.level =
       logging.choice("level", {"trace", "debug", "info", "warn", "error", "off"}, "info");
   config.logging.progress_interval_s = logging.number("progress_interval_s", 0, 86400, 5.0);
   for (const ConfigNode* section :
-       {&model, &task, &batching, &input, &output, &memory, &job, &logging}) {
+       {&model, &task, &batching, &input, &output, &memory, &job, &serve, &logging}) {
     section->reject_unknown_keys();
   }
   return config;
 }
 
-Config load_config(const std::string& file, const std::vector<std::string>& overrides) {
+Config load_config(const std::string& file, const std::vector<std::string>& overrides,
+                   ConfigUse use) {
   std::ifstream stream(file);
   check<ConfigError>(stream.good(), "config file '{}' cannot be read", file);
   std::stringstream text;
   text << stream.rdbuf();
-  return parse_config(text.str(), file, overrides);
+  return parse_config(text.str(), file, overrides, use);
 }
 
 }  // namespace engine

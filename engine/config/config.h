@@ -79,6 +79,17 @@ struct JobConfig {
   int max_retries = 2;  // launch: runs of a block after the first, when its worker dies
 };
 
+// `engine serve` (docs/serving.md).
+struct ServeConfig {
+  std::string host = "127.0.0.1";
+  int port = 8080;                      // 0: any free port (the log says which)
+  double max_wait_ms = 5;               // a request waits at most this for others to batch with
+  int64_t max_queue_sequences = 4096;   // sequences waiting for the model; past it: 429
+  int max_client_batch_size = 512;      // texts (passages, inputs) in one request; past it: 422
+  int64_t max_body_bytes = 16LL << 20;  // request body; past it: 413
+  int http_threads = 128;               // connections served at once
+};
+
 struct LoggingConfig {
   std::string level = "info";
   double progress_interval_s = 5.0;
@@ -92,16 +103,23 @@ struct Config {
   IoConfig io;
   MemoryConfig memory;
   JobConfig job;
+  ServeConfig serve;
   LoggingConfig logging;
 };
 
+// What the config is for: a job needs input.path and output.path; `engine serve` reads neither
+// (they may be left out; given, they are checked as for a job).
+enum class ConfigUse { kJob, kServe };
+
 // Reads and validates `file`, after applying each "key.path=value" override. Throws ConfigError
 // with the file, line and key of the first problem.
-Config load_config(const std::string& file, const std::vector<std::string>& overrides = {});
+Config load_config(const std::string& file, const std::vector<std::string>& overrides = {},
+                   ConfigUse use = ConfigUse::kJob);
 
 // Same, from YAML text; `file` only names the source in messages and anchors relative paths.
 Config parse_config(const std::string& yaml_text, const std::string& file,
-                    const std::vector<std::string>& overrides = {});
+                    const std::vector<std::string>& overrides = {},
+                    ConfigUse use = ConfigUse::kJob);
 
 const char* task_name(TaskKind kind);
 

@@ -79,30 +79,6 @@ void add_line(Window& window, const InputLine& line, TaskKind kind, const Family
   window.records.push_back(std::move(pending));
 }
 
-BatchLimits batch_limits(const Config& config) {
-  BatchLimits limits;
-  limits.max_batch_size = static_cast<size_t>(config.batching.max_batch_size);
-  limits.max_tokens = config.batching.max_tokens;
-  limits.pad_multiple = static_cast<size_t>(config.batching.pad_multiple);
-  limits.max_padded_length = static_cast<size_t>(config.task.max_length);
-  limits.batch_cost_tokens = config.batching.batch_cost_tokens;
-  if (limits.batch_cost_tokens < 0) {
-    // On a CPU a pass adds a few milliseconds, a few tens of tokens' work (docs/speed.md); on a
-    // GPU a pass is worth a full budget of tokens.
-    limits.batch_cost_tokens =
-        resolve_device(config.model.device).is_cuda() ? config.batching.max_tokens : 64;
-  }
-  return limits;
-}
-
-// memory.budget in bytes, or its fraction of what is free once the model is loaded.
-int64_t memory_budget(const MemoryConfig& config, const DeviceMemory& memory) {
-  if (config.budget_fraction > 0) {
-    return static_cast<int64_t>(config.budget_fraction * static_cast<double>(memory.stats().free));
-  }
-  return config.budget;
-}
-
 int64_t lines_of(const Config& config, const JobPart& part) {
   return part.range.end < 0 ? count_lines(config.io.input_path) - (part.range.first_line - 1)
                             : part.range.lines;
@@ -131,7 +107,7 @@ class JobRunner {
     const std::optional<Checkpoint> resumed = resume_point();
     if (config_.memory.warmup) {
       const auto start = std::chrono::steady_clock::now();
-      warm_up();
+      warm_up(config_.task, adapter_, guarded_, limits_, memory_);
       summary_.warmup_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
@@ -167,34 +143,6 @@ class JobRunner {
   }
 
  private:
-  // Runs the longest shape the family makes, in the largest batch the limits allow, once before
-  // the job: the allocator reserves its working set up front, the controller gets a first
-  // measurement, and a budget or limit too small for it shows before any record is read.
-  void warm_up() {
-    std::string filler;
-    for (int i = 0; i < config_.task.max_length * 2; ++i) filler += "warm ";
-    TaskRecord record;
-    record.query = filler;
-    if (config_.task.kind != TaskKind::kEmbed) record.passages.push_back({filler, nullptr});
-    const std::vector<PlannedSequence> plan = adapter_.plan(record);
-    if (plan.empty()) return;
-    const auto longest = std::max_element(
-        plan.begin(), plan.end(),
-        [](const auto& a, const auto& b) { return a.encoding.size() < b.encoding.size(); });
-    const size_t length = padded_length(longest->encoding.size(), limits_);
-    const size_t count =
-        std::clamp<size_t>(static_cast<size_t>(limits_.max_tokens) / std::max<size_t>(length, 1), 1,
-                           limits_.max_batch_size);
-    const BatchOutcome outcome =
-        guarded_.run(std::vector<const Encoding*>(count, &longest->encoding));
-    const bool fits = std::all_of(outcome.errors.begin(), outcome.errors.end(),
-                                  [](const std::string& error) { return error.empty(); });
-    spdlog::info("warm-up: {} sequences of {} tokens {}; peak {} allocated, {} reserved", count,
-                 length, fits ? "ran" : "did not fit even one at a time",
-                 format_bytes(guarded_.stats().peak_allocated),
-                 format_bytes(memory_.stats().reserved));
-  }
-
   // A checkpoint this part left, when it is to be continued. Refuses one of another job.
   std::optional<Checkpoint> resume_point() {
     if (part_.checkpoint_path.empty()) return std::nullopt;
@@ -384,6 +332,53 @@ class JobRunner {
 };
 
 }  // namespace
+
+BatchLimits batch_limits(const Config& config) {
+  BatchLimits limits;
+  limits.max_batch_size = static_cast<size_t>(config.batching.max_batch_size);
+  limits.max_tokens = config.batching.max_tokens;
+  limits.pad_multiple = static_cast<size_t>(config.batching.pad_multiple);
+  limits.max_padded_length = static_cast<size_t>(config.task.max_length);
+  limits.batch_cost_tokens = config.batching.batch_cost_tokens;
+  if (limits.batch_cost_tokens < 0) {
+    // On a CPU a pass adds a few milliseconds, a few tens of tokens' work (docs/speed.md); on a
+    // GPU a pass is worth a full budget of tokens.
+    limits.batch_cost_tokens =
+        resolve_device(config.model.device).is_cuda() ? config.batching.max_tokens : 64;
+  }
+  return limits;
+}
+
+int64_t memory_budget(const MemoryConfig& config, const DeviceMemory& memory) {
+  if (config.budget_fraction > 0) {
+    return static_cast<int64_t>(config.budget_fraction * static_cast<double>(memory.stats().free));
+  }
+  return config.budget;
+}
+
+void warm_up(const TaskConfig& task, const FamilyAdapter& adapter, GuardedRunner& runner,
+             const BatchLimits& limits, const DeviceMemory& memory) {
+  std::string filler;
+  for (int i = 0; i < task.max_length * 2; ++i) filler += "warm ";
+  TaskRecord record;
+  record.query = filler;
+  if (task.kind != TaskKind::kEmbed) record.passages.push_back({filler, nullptr});
+  const std::vector<PlannedSequence> plan = adapter.plan(record);
+  if (plan.empty()) return;
+  const auto longest = std::max_element(plan.begin(), plan.end(), [](const auto& a, const auto& b) {
+    return a.encoding.size() < b.encoding.size();
+  });
+  const size_t length = padded_length(longest->encoding.size(), limits);
+  const size_t count =
+      std::clamp<size_t>(static_cast<size_t>(limits.max_tokens) / std::max<size_t>(length, 1), 1,
+                         limits.max_batch_size);
+  const BatchOutcome outcome = runner.run(std::vector<const Encoding*>(count, &longest->encoding));
+  const bool fits = std::all_of(outcome.errors.begin(), outcome.errors.end(),
+                                [](const std::string& error) { return error.empty(); });
+  spdlog::info("warm-up: {} sequences of {} tokens {}; peak {} allocated, {} reserved", count,
+               length, fits ? "ran" : "did not fit even one at a time",
+               format_bytes(runner.stats().peak_allocated), format_bytes(memory.stats().reserved));
+}
 
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
                          const JobPart& part) {
