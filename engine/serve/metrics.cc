@@ -115,6 +115,8 @@ std::string ServeMetrics::text(const ServeGauges& gauges) const {
   out += fmt::format("engine_tokens_total{{kind=\"padded\"}} {}\n", padded_tokens_);
   header(out, "engine_queue_sequences", "gauge", "Sequences waiting for the model.");
   out += fmt::format("engine_queue_sequences {}\n", gauges.queued_sequences);
+  header(out, "engine_memory_allocated_bytes", "gauge", "Bytes in live tensors now (the weights).");
+  out += fmt::format("engine_memory_allocated_bytes {}\n", gauges.allocated);
   header(out, "engine_memory_peak_allocated_bytes", "gauge",
          "The allocator's highest peak over all batches.");
   out += fmt::format("engine_memory_peak_allocated_bytes {}\n", gauges.peak_allocated);

@@ -33,6 +33,7 @@ class Histogram {
 // Gauges read when /metrics is asked for.
 struct ServeGauges {
   size_t queued_sequences = 0;
+  int64_t allocated = 0;
   int64_t peak_allocated = 0;
   int64_t reserved = 0;
   int64_t peak_resident = 0;

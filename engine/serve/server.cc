@@ -124,6 +124,7 @@ class Server {
         const GuardStats stats = loaded_->batcher->guard_stats();
         const MemoryStats memory = loaded_->runtime->memory->stats();
         gauges.queued_sequences = loaded_->batcher->queued_sequences();
+        gauges.allocated = memory.allocated;
         gauges.peak_allocated = std::max(stats.peak_allocated, memory.peak_allocated);
         gauges.reserved = memory.reserved;
         gauges.cache_emptied = loaded_->batcher->cache_emptied();
