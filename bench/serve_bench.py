@@ -116,14 +116,19 @@ async def load(url: str, path: str, body_of, requests: list[dict], clients: int)
                 _, request = queue.pop()
                 while True:
                     start = time.perf_counter()
-                    response = await client.post(path, json=body_of(request))
+                    try:
+                        response = await client.post(path, json=body_of(request))
+                    except httpx.TransportError as error:  # a reset connection: a failure
+                        log(f"{path}: {type(error).__name__}: {error}")
+                        failures += 1
+                        break
                     if response.status_code == 429:  # deliberate: back off and retry
                         throttled += 1
                         await asyncio.sleep(0.05)
                         continue
+                    if response.status_code != 200:
+                        failures += 1
                     break
-                if response.status_code != 200:
-                    failures += 1
                 latencies.append(time.perf_counter() - start)
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(clients)))
@@ -169,7 +174,7 @@ def batch_job(work: Path, bundle: Path, requests: list[dict], threads: int) -> t
 
 def soak(server: Process, requests: list[dict], seconds: float, clients: int) -> list:
     """Resident memory of the server every 10 s while `clients` clients keep it busy."""
-    samples = []
+    samples, soak_failures = [], []
     stop_at = time.time() + seconds
 
     async def run():
@@ -179,10 +184,12 @@ def soak(server: Process, requests: list[dict], seconds: float, clients: int) ->
                 await asyncio.sleep(10)
         async def traffic():
             while time.time() < stop_at:
-                await load(server.url, "/rerank", engine_body, requests[:clients * 4], clients)
+                row = await load(server.url, "/rerank", engine_body, requests[:clients * 4],
+                                 clients)
+                soak_failures.append(row["failed"])
         await asyncio.gather(sampler(), traffic())
     asyncio.run(run())
-    return samples
+    return samples, sum(soak_failures)
 
 
 def score_agreement(engine: list, infinity: list) -> str:
@@ -254,7 +261,8 @@ def main() -> int:
         results["engine"].append(row)
     engine_scores = [httpx.post(engine.url + "/rerank", json=engine_body(r), timeout=600).json()
                      for r in requests[:8]]
-    samples = soak(engine, requests, args.soak_seconds, 64) if args.soak_seconds > 0 else []
+    samples, soak_failed = (soak(engine, requests, args.soak_seconds, 64)
+                            if args.soak_seconds > 0 else ([], 0))
     engine_status = engine.stop()
 
     infinity_command, agreement = [], ""
@@ -315,7 +323,7 @@ def main() -> int:
         lines += ["", f"Soak: 64 clients for {args.soak_seconds:.0f} s; resident memory every "
                   "10 s (MiB): " + ", ".join(f"{rss / 2**20:.0f}" for _, rss in samples) +
                   f". From the first sample after 10 s to the peak: "
-                  f"{100 * (peak - first) / first:+.1f}%."]
+                  f"{100 * (peak - first) / first:+.1f}%; {soak_failed} failed requests."]
     lines += ["", "![latency against load](serve_latency.png)", "", "Commands:", "",
               "    " + shown(job_command), "    " + shown(engine_command)]
     if infinity_command:

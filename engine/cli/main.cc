@@ -9,6 +9,7 @@
 
 #include "engine/cli/commands.h"
 #include "engine/common/error.h"
+#include "engine/runtime/graph_rewrites.h"
 #include "models/registry.h"
 
 namespace {
@@ -119,6 +120,7 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  engine::bound_onednn_caches();  // before LibTorch makes its first primitive
   set_up_logging();
   models::register_model_families();
   try {

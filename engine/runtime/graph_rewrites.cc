@@ -1,5 +1,6 @@
 #include "engine/runtime/graph_rewrites.h"
 
+#include <cstdlib>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -183,6 +184,12 @@ int route_linear_through_int8(torch::jit::Graph& graph, c10::ScalarType dtype) {
 
 // Whether oneDNN's linear primitive runs `dtype` on this CPU (bf16 and fp16 need ISA support that
 // oneDNN checks when the primitive is made); asked once per dtype.
+void bound_onednn_caches() {
+  const std::string entries = std::to_string(kOneDnnCacheEntries);
+  ::setenv("LRU_CACHE_CAPACITY", entries.c_str(), /*overwrite=*/0);
+  ::setenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", entries.c_str(), /*overwrite=*/0);
+}
+
 bool onednn_linear_runs(c10::ScalarType dtype) {
 #if AT_MKLDNN_ENABLED()
   static std::mutex mutex;

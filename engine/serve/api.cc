@@ -149,6 +149,15 @@ std::string request_id() {
   return fmt::format("{:016x}{:016x}", random(), random());
 }
 
+// Indices of `scores`, the best first; ties in input order, as the job's rerank output.
+std::vector<size_t> best_first(const std::vector<float>& scores) {
+  std::vector<size_t> order(scores.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return scores[a] > scores[b]; });
+  return order;
+}
+
 // Scores as the job writes them: float32, printed as the shortest decimal that reads back.
 OutputRecord score_json(float score) { return OutputRecord(score); }
 
@@ -255,11 +264,8 @@ std::string ServeApi::tei_rerank(const std::string& body) const {
   bool_field(request, "truncate", true);     // inputs are always truncated as the job does
   const bool return_text = bool_field(request, "return_text", false);
   const std::vector<float> all = scores(query, texts, "texts");
-  std::vector<size_t> order(texts.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return all[a] > all[b]; });
   OutputRecord response = OutputRecord::array();
-  for (size_t index : order) {
+  for (size_t index : best_first(all)) {
     OutputRecord item = {{"index", index}, {"score", score_json(all[index])}};
     if (return_text) item["text"] = texts[index];
     response.push_back(std::move(item));
@@ -282,9 +288,7 @@ std::string ServeApi::cohere_rerank(const std::string& body, int version) const 
   }
   const bool return_documents = bool_field(request, "return_documents", false);
   const std::vector<float> all = scores(query, documents, "documents");
-  std::vector<size_t> order(documents.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return all[a] > all[b]; });
+  const std::vector<size_t> order = best_first(all);
   OutputRecord results = OutputRecord::array();
   for (size_t rank = 0; rank < top_n; ++rank) {
     const size_t index = order[rank];

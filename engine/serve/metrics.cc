@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -113,29 +114,30 @@ std::string ServeMetrics::text(const ServeGauges& gauges) const {
   header(out, "engine_tokens_total", "counter", "Tokens through the model, real and padded.");
   out += fmt::format("engine_tokens_total{{kind=\"real\"}} {}\n", real_tokens_);
   out += fmt::format("engine_tokens_total{{kind=\"padded\"}} {}\n", padded_tokens_);
-  header(out, "engine_queue_sequences", "gauge", "Sequences waiting for the model.");
-  out += fmt::format("engine_queue_sequences {}\n", gauges.queued_sequences);
-  header(out, "engine_memory_allocated_bytes", "gauge", "Bytes in live tensors now (the weights).");
-  out += fmt::format("engine_memory_allocated_bytes {}\n", gauges.allocated);
-  header(out, "engine_memory_peak_allocated_bytes", "gauge",
-         "The allocator's highest peak over all batches.");
-  out += fmt::format("engine_memory_peak_allocated_bytes {}\n", gauges.peak_allocated);
-  header(out, "engine_memory_reserved_bytes", "gauge", "Bytes the allocator holds now.");
-  out += fmt::format("engine_memory_reserved_bytes {}\n", gauges.reserved);
-  header(out, "engine_process_resident_peak_bytes", "gauge", "The process's resident peak.");
-  out += fmt::format("engine_process_resident_peak_bytes {}\n", gauges.peak_resident);
-  header(out, "engine_cache_clears_total", "counter", "Times the allocator's cache was emptied.");
-  out += fmt::format("engine_cache_clears_total {}\n", gauges.cache_emptied);
-  header(out, "engine_oom_splits_total", "counter",
-         "Out-of-memory errors recovered from by splitting a batch.");
-  out += fmt::format("engine_oom_splits_total {}\n", gauges.out_of_memory);
-  header(out, "engine_budget_splits_total", "counter",
-         "Batches split before running because of memory.budget.");
-  out += fmt::format("engine_budget_splits_total {}\n", gauges.budget_splits);
-  header(out, "engine_forward_passes_total", "counter", "Forward passes run.");
-  out += fmt::format("engine_forward_passes_total {}\n", gauges.forward_passes);
-  header(out, "engine_ready", "gauge", "1 once the model is loaded and warmed up.");
-  out += fmt::format("engine_ready {}\n", gauges.ready ? 1 : 0);
+  // One value each: name, type, help, value.
+  const std::tuple<const char*, const char*, const char*, int64_t> scalars[] = {
+      {"engine_queue_sequences", "gauge", "Sequences waiting for the model.",
+       static_cast<int64_t>(gauges.queued_sequences)},
+      {"engine_memory_allocated_bytes", "gauge", "Bytes in live tensors now (the weights).",
+       gauges.allocated},
+      {"engine_memory_peak_allocated_bytes", "gauge",
+       "The allocator's highest peak over all batches.", gauges.peak_allocated},
+      {"engine_memory_reserved_bytes", "gauge", "Bytes the allocator holds now.", gauges.reserved},
+      {"engine_process_resident_peak_bytes", "gauge", "The process's resident peak.",
+       gauges.peak_resident},
+      {"engine_cache_clears_total", "counter", "Times the allocator's cache was emptied.",
+       gauges.cache_emptied},
+      {"engine_oom_splits_total", "counter",
+       "Out-of-memory errors recovered from by splitting a batch.", gauges.out_of_memory},
+      {"engine_budget_splits_total", "counter",
+       "Batches split before running because of memory.budget.", gauges.budget_splits},
+      {"engine_forward_passes_total", "counter", "Forward passes run.", gauges.forward_passes},
+      {"engine_ready", "gauge", "1 once the model is loaded and warmed up.", gauges.ready ? 1 : 0},
+  };
+  for (const auto& [name, type, help, value] : scalars) {
+    header(out, name, type, help);
+    out += fmt::format("{} {}\n", name, value);
+  }
   return out;
 }
 

@@ -1,7 +1,10 @@
 #include "engine/serve/server.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -31,7 +34,7 @@ struct Loaded {
 
 class Server {
  public:
-  Server(const Config& config, ServeMetrics& metrics) : config_(config), metrics_(metrics) {
+  Server(const Config& config, ServeMetrics& metrics) : metrics_(metrics) {
     http_.new_task_queue = [threads = config.serve.http_threads] {
       return new httplib::ThreadPool(static_cast<size_t>(threads));
     };
@@ -40,6 +43,7 @@ class Server {
     http_.set_read_timeout(30, 0);
     http_.set_write_timeout(30, 0);
     http_.set_keep_alive_timeout(30);
+    http_.set_keep_alive_max_count(10000);  // clients keep their connections (the default is 5)
     add_routes();
   }
 
@@ -147,12 +151,39 @@ class Server {
     });
   }
 
-  const Config& config_;
   ServeMetrics& metrics_;
   httplib::Server http_;
   std::atomic<bool> ready_{false};
   Loaded* loaded_ = nullptr;
 };
+
+// cpp-httplib 0.11 (Debian 12) listens with a backlog of 5, compiled into the library: 64 clients
+// connecting at once overflow it, and the kernel then resets connections. Linux lets a listening
+// socket's backlog be raised by calling listen() again; the socket is found by its port, since
+// the library does not hand it out.
+void raise_listen_backlog(int port) {
+  for (int fd = 0; fd < 4096; ++fd) {
+    int listening = 0;
+    socklen_t length = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || !listening) {
+      continue;
+    }
+    sockaddr_storage address{};
+    socklen_t size = sizeof(address);
+    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) continue;
+    int bound = -1;
+    if (address.ss_family == AF_INET) {
+      bound = ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
+    } else if (address.ss_family == AF_INET6) {
+      bound = ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
+    }
+    if (bound == port) {
+      if (::listen(fd, SOMAXCONN) != 0) spdlog::warn("cannot raise the listen backlog");
+      return;
+    }
+  }
+  spdlog::warn("the listening socket was not found: the listen backlog stays at 5");
+}
 
 // SIGTERM and SIGINT are taken by one thread with sigwait: every other thread blocks them.
 sigset_t stop_signals() {
@@ -183,6 +214,7 @@ int run_server(const ServeOptions& options) {
   ServeMetrics metrics;
   Server server(config, metrics);
   const int port = server.bind(host, wanted_port);
+  raise_listen_backlog(port);
   std::thread listening([&] { server.listen(); });
   spdlog::info("listening on http://{}:{} (loading the model; /health is 503 until ready)", host,
                port);

@@ -198,6 +198,24 @@ class RerankServingTest(unittest.TestCase):
                                self.expected[number % len(self.records)])
         self.assertGreater(self.server.metric("engine_batch_size_count"), 0)
 
+    def test_a_stalled_client_does_not_hold_up_the_others(self):
+        import socket
+        host, port = self.url.rsplit("//", 1)[1].split(":")
+        stalled = socket.create_connection((host, int(port)))
+        # Headers promising a body that never comes, and a connection that is never read.
+        stalled.sendall(b"POST /rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: 100000\r\n\r\n{\"query\": ")
+        try:
+            record = self.records[3]
+            start = time.time()
+            for _ in range(3):
+                response = httpx.post(self.url + "/rerank", json={"query": record["query"],
+                                                                  "texts": record["passages"]})
+                self.assertEqual(response.status_code, 200)
+            self.assertLess(time.time() - start, 20)
+        finally:
+            stalled.close()
+
     def test_bad_input_gets_422_naming_the_field(self):
         cases = [
             (b"{not json", "the body is not JSON"),
@@ -335,6 +353,25 @@ class EmbeddingServingTest(unittest.TestCase):
             client.embeddings.create(model="m", input=[])
         rerank = httpx.post(self.url + "/rerank", json={"query": "q", "texts": ["a"]})
         self.assertEqual(rerank.status_code, 404)
+
+
+class LlmRerankerServingTest(unittest.TestCase):
+    def test_llm_reranker_scores_equal_the_batch_job(self):
+        work = tempfile.mkdtemp(prefix="serve-llm-")
+        records = read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))[:4]
+        expected = [{r["index"]: r["score"] for r in output["results"]}
+                    for output in run_job(work, "llm", "llm_tiny", "rerank", records)]
+        server = Server(work, "llm", config("llm_tiny", "rerank"))
+        try:
+            for record, want in zip(records, expected):
+                response = httpx.post(server.url + "/v1/rerank", json={
+                    "query": record["query"], "documents": record["passages"]})
+                self.assertEqual(response.status_code, 200, response.text)
+                for result in response.json()["results"]:
+                    self.assertAlmostEqual(result["relevance_score"], want[result["index"]],
+                                           delta=TOLERANCE)
+        finally:
+            self.assertEqual(server.stop(), 0)
 
 
 class OverloadAndShutdownTest(unittest.TestCase):
