@@ -150,7 +150,8 @@ def infinity_body(model: str):
                             "model": model, "return_documents": False}
 
 
-def batch_job(work: Path, bundle: Path, requests: list[dict], threads: int) -> tuple[float, list]:
+def batch_job(work: Path, bundle: Path, requests: list[dict], threads: int,
+              dtype: str) -> tuple[float, list]:
     """The engine's batch job on the same work: one rerank record per request."""
     inputs = work / "serve_records.jsonl"
     with open(inputs, "w", encoding="utf-8") as file:
@@ -161,6 +162,7 @@ def batch_job(work: Path, bundle: Path, requests: list[dict], threads: int) -> t
     command = [str(ENGINE), "--config", str(REPO / "configs" / "rerank.yaml"), "--summary",
                str(summary_path)]
     for key, value in {"model.path": bundle, "model.device": "cpu", "model.threads": threads,
+                       "model.dtype": dtype,
                        "task.kind": "rerank", "task.max_length": 512, "input.path": inputs,
                        "output.path": work / "serve_job.jsonl", "memory.warmup": "true",
                        "logging.progress_interval_s": 0}.items():
@@ -234,21 +236,29 @@ def main() -> int:
     parser.add_argument("--soak-seconds", type=float, default=0)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--no-infinity", action="store_true")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32",
+                        help="both servers' (and the job's) precision; bf16 writes its own section")
     parser.add_argument("--work", type=Path, default=REPO / "build" / "serve_bench")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "serving.md")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
+    suffix = "" if args.dtype == "fp32" else f"_{args.dtype}"
+    begin, end = (BEGIN.replace("serve_bench", f"serve_bench{suffix}"),
+                  END.replace("serve_bench", f"serve_bench{suffix}"))
+    plot_name = f"serve_latency{suffix}.png"
     levels = [int(level) for level in args.levels.split(",")]
     bundle = export_sized("cross_encoder", SHAPE, args.work / "minilm-shape")
     checkpoint = checkpoint_of(bundle)
     requests = requests_of(args.requests_per_level, seed=7)
 
-    job_pairs_per_s, job_command = batch_job(args.work, bundle, requests, args.threads)
+    job_pairs_per_s, job_command = batch_job(args.work, bundle, requests, args.threads,
+                                             args.dtype)
     log(f"batch job: {job_pairs_per_s:.1f} pairs/s")
 
     results: dict[str, list] = {}
     config = args.work / "serve.yaml"
     config.write_text(f"model:\n  path: {bundle}\n  device: cpu\n  threads: {args.threads}\n"
+                      f"  dtype: {args.dtype}\n"
                       "task:\n  kind: rerank\n  max_length: 512\n"
                       "logging:\n  level: warn\n")
     engine_command = [str(ENGINE), "serve", "--config", str(config), "--port", "0",
@@ -270,6 +280,7 @@ def main() -> int:
         port = 7997
         infinity_command = [str(INFINITY), "v2", "--model-id", str(checkpoint), "--engine",
                             "torch", "--device", "cpu", "--port", str(port), "--batch-size", "32",
+                            "--dtype", "float32" if args.dtype == "fp32" else "bfloat16",
                             "--no-bettertransformer"]
         env = {**os.environ, "OMP_NUM_THREADS": str(args.threads),
                "INFINITY_ANONYMOUS_USAGE_STATS": "0", "DO_NOT_TRACK": "1"}
@@ -286,13 +297,13 @@ def main() -> int:
         infinity.stop()
         agreement = score_agreement(engine_scores, peer_scores)
 
-    plot(results, REPO / "docs" / "serve_latency.png")
+    plot(results, REPO / "docs" / plot_name)
     lines = [f"Measured {time.strftime('%Y-%m-%d')} on {machine()} by "
              f"`.venv/bin/python bench/{Path(__file__).name} "
              f"{' '.join(sys.argv[1:])}`".rstrip() + "`"[:0] + ": "
              f"{args.requests_per_level} rerank requests per level, each a query and {PASSAGES} "
              "passages of 40-80 words (max_length 512 for both servers), sent by N concurrent clients as fast as "
-             "answers come; the MiniLM-sized cross-encoder in fp32 on "
+             f"answers come; the MiniLM-sized cross-encoder in {args.dtype} (both servers) on "
              f"{args.threads} threads; latency from sending a request to its answer.", "",
              "| server | clients | pairs/s | p50 | p99 | failed | 429 retried |",
              "|---|---|---|---|---|---|---|"]
@@ -324,11 +335,11 @@ def main() -> int:
                   "10 s (MiB): " + ", ".join(f"{rss / 2**20:.0f}" for _, rss in samples) +
                   f". From the first sample after 10 s to the peak: "
                   f"{100 * (peak - first) / first:+.1f}%; {soak_failed} failed requests."]
-    lines += ["", "![latency against load](serve_latency.png)", "", "Commands:", "",
+    lines += ["", f"![latency against load]({plot_name})", "", "Commands:", "",
               "    " + shown(job_command), "    " + shown(engine_command)]
     if infinity_command:
         lines.append("    " + shown(infinity_command))
-    write_doc_section(args.doc, BEGIN, END, lines)
+    write_doc_section(args.doc, begin, end, lines)
     print("\n".join(lines))
     return 0
 
