@@ -444,7 +444,9 @@ std::string ServeApi::openai_embeddings(const std::string& body) const {
     tokens += static_cast<int64_t>(bundle_.tokenizer->encode(text).size());
   }
   OutputRecord response = {{"object", "list"}, {"data", std::move(data)}};
-  response["model"] = request.value("model", bundle_.manifest.directory);
+  const auto model = request.find("model");
+  response["model"] = model != request.end() && model->is_string() ? model->get<std::string>()
+                                                                   : bundle_.manifest.directory;
   response["usage"] = {{"prompt_tokens", tokens}, {"total_tokens", tokens}};
   return response.dump();
 }
