@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || { echo "run tools/setup.sh first" >&2; exit 1; }
-if [ -f .venv-infinity/torch-from-venv/../.ready ]; then
+if [ -f .venv-infinity/.ready ]; then
   echo "[setup_infinity] .venv-infinity present" >&2
   exit 0
 fi
