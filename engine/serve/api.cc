@@ -199,7 +199,7 @@ void ServeApi::require(TaskKind kind, const char* route) const {
 }
 
 std::vector<OutputRecord> ServeApi::run(const std::vector<TaskRecord>& records,
-                                        const std::string& field) const {
+                                        const std::string& field, int64_t* tokens) const {
   std::vector<std::vector<PlannedSequence>> plans(records.size());
   std::vector<const Encoding*> sequences;
   for (size_t i = 0; i < records.size(); ++i) {
@@ -208,7 +208,10 @@ std::vector<OutputRecord> ServeApi::run(const std::vector<TaskRecord>& records,
     } catch (const RecordError& error) {
       throw ApiError(422, fmt::format("'{}': {}", field, error.what()), field);
     }
-    for (const PlannedSequence& planned : plans[i]) sequences.push_back(&planned.encoding);
+    for (const PlannedSequence& planned : plans[i]) {
+      sequences.push_back(&planned.encoding);
+      if (tokens != nullptr) *tokens += static_cast<int64_t>(planned.encoding.size());
+    }
   }
   std::optional<std::future<BatchOutcome>> answer = batcher_.submit(sequences);
   if (!answer) {
@@ -248,10 +251,10 @@ std::vector<float> ServeApi::scores(const std::string& query,
 }
 
 std::vector<OutputRecord> ServeApi::embeddings(const std::vector<std::string>& texts,
-                                               const std::string& field) const {
+                                               const std::string& field, int64_t* tokens) const {
   std::vector<TaskRecord> records(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) records[i].query = texts[i];
-  return run(records, field);
+  return run(records, field, tokens);
 }
 
 std::string ServeApi::tei_rerank(const std::string& body) const {
@@ -418,9 +421,9 @@ std::string ServeApi::openai_embeddings(const std::string& body) const {
       throw ApiError(422, "'encoding_format' must be float or base64", "encoding_format");
     }
   }
-  const std::vector<OutputRecord> outputs = embeddings(texts, "input");
-  OutputRecord data = OutputRecord::array();
   int64_t tokens = 0;
+  const std::vector<OutputRecord> outputs = embeddings(texts, "input", &tokens);
+  OutputRecord data = OutputRecord::array();
   for (size_t i = 0; i < outputs.size(); ++i) {
     const std::vector<float> vector = dense_of(outputs[i]);
     if (const auto dimensions = request.find("dimensions");
@@ -439,9 +442,6 @@ std::string ServeApi::openai_embeddings(const std::string& body) const {
       item["embedding"] = vector;
     }
     data.push_back(std::move(item));
-  }
-  for (const std::string& text : texts) {
-    tokens += static_cast<int64_t>(bundle_.tokenizer->encode(text).size());
   }
   OutputRecord response = {{"object", "list"}, {"data", std::move(data)}};
   const auto model = request.find("model");
