@@ -165,9 +165,7 @@ OutputRecord score_json(float score) { return OutputRecord(score); }
 
 std::string error_body(Dialect dialect, int status, const std::string& message,
                        const std::string& param) {
-  const char* type = status == 422   ? "Validation"
-                     : status == 413 ? "Validation"
-                     : status == 429 ? "Overloaded"
+  const char* type = status == 429   ? "Overloaded"
                      : status == 503 ? "Unhealthy"
                      : status >= 500 ? "Backend"
                                      : "Validation";

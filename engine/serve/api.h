@@ -59,10 +59,6 @@ class ServeApi {
   std::string info() const;
 
  private:
-  struct Ranked {
-    size_t index;
-    float score;
-  };
   // The scores of `documents` for `query`, in document order.
   std::vector<float> scores(const std::string& query, const std::vector<std::string>& documents,
                             const std::string& field) const;

@@ -40,6 +40,9 @@ std::optional<std::future<BatchOutcome>> RequestBatcher::submit(
     std::vector<const Encoding*> sequences) {
   Request request;
   request.sequences = std::move(sequences);
+  for (const Encoding* sequence : request.sequences) {
+    request.tokens += static_cast<int64_t>(sequence->size());
+  }
   request.arrived = std::chrono::steady_clock::now();
   std::future<BatchOutcome> answer = request.answer.get_future();
   {
@@ -52,6 +55,7 @@ std::optional<std::future<BatchOutcome>> RequestBatcher::submit(
       return std::nullopt;
     }
     queued_sequences_ += count;
+    queued_tokens_ += request.tokens;
     queue_.push_back(std::move(request));
   }
   arrived_.notify_one();
@@ -89,30 +93,18 @@ std::vector<RequestBatcher::Request> RequestBatcher::next_round() {
   // A round is about as many tokens as the bucketer can cut into a few full batches: enough to
   // batch many small requests, little enough that a request arriving now waits one round at most.
   const int64_t round_tokens = 4 * limits_.max_tokens;
-  const auto queued_tokens = [&] {
-    int64_t tokens = 0;
-    for (const Request& request : queue_) {
-      for (const Encoding* sequence : request.sequences) {
-        tokens += static_cast<int64_t>(sequence->size());
-      }
-    }
-    return tokens;
-  };
   const auto deadline =
       queue_.front().arrived +
       std::chrono::microseconds(static_cast<int64_t>(config_.serve.max_wait_ms * 1000));
-  while (!stopping_ && queued_tokens() < round_tokens &&
+  while (!stopping_ && queued_tokens_ < round_tokens &&
          arrived_.wait_until(lock, deadline) != std::cv_status::timeout) {
   }
   std::vector<Request> round;
   int64_t tokens = 0;
   while (!queue_.empty()) {
-    int64_t request_tokens = 0;
-    for (const Encoding* sequence : queue_.front().sequences) {
-      request_tokens += static_cast<int64_t>(sequence->size());
-    }
-    if (!round.empty() && tokens + request_tokens > round_tokens) break;
-    tokens += request_tokens;
+    if (!round.empty() && tokens + queue_.front().tokens > round_tokens) break;
+    tokens += queue_.front().tokens;
+    queued_tokens_ -= queue_.front().tokens;
     queued_sequences_ -= queue_.front().sequences.size();
     round.push_back(std::move(queue_.front()));
     queue_.pop_front();

@@ -63,6 +63,7 @@ class RequestBatcher {
  private:
   struct Request {
     std::vector<const Encoding*> sequences;
+    int64_t tokens = 0;  // of its sequences
     std::promise<BatchOutcome> answer;
     std::chrono::steady_clock::time_point arrived;
   };
@@ -86,6 +87,7 @@ class RequestBatcher {
   std::condition_variable arrived_;
   std::deque<Request> queue_;
   size_t queued_sequences_ = 0;
+  int64_t queued_tokens_ = 0;
   bool stopping_ = false;
   GuardStats stats_;  // a copy of the runner's, under mutex_
   int64_t cache_emptied_ = 0;
