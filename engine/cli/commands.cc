@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/common/cpu_features.h"
 #include "engine/common/error.h"
 #include "engine/jobs/job.h"
 #include "engine/memory/device_memory.h"
@@ -53,6 +54,8 @@ int check_command(const std::string& config_file, const std::vector<std::string>
                     : std::string())
             << (config.model.quantize == "int8" ? ", linear layers int8" : "") << "\n"
             << "threads:     " << job->threads << "\n"
+            << "cpu:         " << cpu_isa_name() << " (" << cpu_feature_list() << ")"
+            << (cpu_isa_ceiling() ? ", capped by ENGINE_MAX_CPU_ISA" : "") << "\n"
             << "task:        " << task_name(config.task.kind) << ", max_length "
             << config.task.max_length << ", normalize "
             << (config.task.normalize ? "true" : "false") << ", top_k " << config.task.top_k << "\n"

@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include "engine/cli/commands.h"
+#include "engine/common/cpu_features.h"
 #include "engine/common/error.h"
 #include "engine/runtime/graph_rewrites.h"
 #include "models/registry.h"
@@ -124,6 +125,7 @@ int main(int argc, char** argv) {
   set_up_logging();
   models::register_model_families();
   try {
+    engine::apply_cpu_isa_ceiling();  // before LibTorch picks its kernels
     return dispatch(argc, argv);
   } catch (const engine::ConfigError& error) {
     spdlog::error("{}", error.what());

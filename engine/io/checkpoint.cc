@@ -56,15 +56,12 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 }
 
 void write_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
-  const nlohmann::json json = {{"checkpoint_format", kCheckpointFormat},
-                               {"identity", checkpoint.identity},
-                               {"range", range_json(checkpoint.range)},
-                               {"next_line", checkpoint.next_line},
-                               {"next_offset", checkpoint.next_offset},
-                               {"output_bytes", checkpoint.output_bytes},
-                               {"records", checkpoint.records},
-                               {"error_records", checkpoint.error_records},
-                               {"pairs", checkpoint.pairs}};
+  const nlohmann::json json = {
+      {"checkpoint_format", kCheckpointFormat},    {"identity", checkpoint.identity},
+      {"numerics", checkpoint.numerics},           {"range", range_json(checkpoint.range)},
+      {"next_line", checkpoint.next_line},         {"next_offset", checkpoint.next_offset},
+      {"output_bytes", checkpoint.output_bytes},   {"records", checkpoint.records},
+      {"error_records", checkpoint.error_records}, {"pairs", checkpoint.pairs}};
   write_file_atomically(path, json.dump(1) + "\n");
 }
 
@@ -92,6 +89,7 @@ std::optional<Checkpoint> read_checkpoint(const std::string& path) {
     }
     Checkpoint checkpoint;
     checkpoint.identity = json.at("identity");
+    checkpoint.numerics = json.value("numerics", nlohmann::json());
     const nlohmann::json& range = json.at("range");
     checkpoint.range = {range.at("first_line").get<int64_t>(), range.at("lines").get<int64_t>(),
                         range.at("begin").get<int64_t>(), range.at("end").get<int64_t>()};

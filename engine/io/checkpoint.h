@@ -16,6 +16,7 @@ namespace engine {
 
 struct Checkpoint {
   nlohmann::json identity;   // the job's identity (jobs/job_identity.h)
+  nlohmann::json numerics;   // how the run computed (jobs/job_identity.h); null when unrecorded
   InputRange range;          // the part of the input being worked on
   int64_t next_line = 0;     // the first line whose output is not written yet
   int64_t next_offset = 0;   // its byte offset in the input

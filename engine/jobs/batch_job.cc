@@ -103,6 +103,7 @@ class JobRunner {
 
   JobSummary run() {
     memory_.reset_peak();
+    summary_.numerics = part_.numerics;
     // A checkpoint of another job is refused before the warm-up, not after it.
     const std::optional<Checkpoint> resumed = resume_point();
     if (config_.memory.warmup) {
@@ -170,6 +171,15 @@ class JobRunner {
     spdlog::info("resuming from '{}': lines {}-{} are written, going on at line {}",
                  part_.checkpoint_path, part_.range.first_line, checkpoint->next_line - 1,
                  checkpoint->next_line);
+    const std::string moved = numerics_difference(checkpoint->numerics, part_.numerics);
+    if (!moved.empty()) {
+      spdlog::warn(
+          "checkpoint '{}' was written by a run that computed with other numerics: {}. The "
+          "output from line {} on may differ from an uninterrupted run's in the last digits of "
+          "its scores and vectors (docs/jobs.md); resume with the recorded ones to write the same "
+          "bytes",
+          part_.checkpoint_path, moved, checkpoint->next_line);
+    }
     return checkpoint;
   }
 
@@ -254,6 +264,7 @@ class JobRunner {
         writer.sync();
         Checkpoint checkpoint;
         checkpoint.identity = part_.identity;
+        checkpoint.numerics = part_.numerics;
         checkpoint.range = part_.range;
         checkpoint.next_line = staged->next.line;
         checkpoint.next_offset = staged->next.offset;

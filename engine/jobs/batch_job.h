@@ -43,6 +43,7 @@ struct JobSummary {
   // Of records and pairs above, how many a run before a restart had written already.
   int64_t resumed_records = 0;
   int64_t resumed_pairs = 0;
+  nlohmann::json numerics;  // how the run computed (job_identity.h run_numerics); null: unknown
 };
 
 // One piece of a job: which lines to read, where to write them, where to checkpoint.
@@ -51,6 +52,9 @@ struct JobPart {
   std::string output_path;      // written as <output_path>.partial, renamed when complete
   std::string checkpoint_path;  // empty: no checkpoints
   nlohmann::json identity;      // recorded in checkpoints; a checkpoint of another is refused
+  // How this run computes (job_identity.h run_numerics), recorded in checkpoints; resuming one
+  // written with other numerics is allowed, with a warning that the last digits may differ.
+  nlohmann::json numerics;
   // Called after every window with the records of this part written so far.
   std::function<void(int64_t records)> on_window;
 };

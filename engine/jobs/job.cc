@@ -7,6 +7,7 @@
 
 #include "engine/common/error.h"
 #include "engine/common/failpoint.h"
+#include "engine/io/checkpoint.h"
 #include "engine/jobs/job_identity.h"
 #include "engine/jobs/job_parts.h"
 #include "engine/jobs/launcher.h"
@@ -37,7 +38,7 @@ JobPlan plan_job(const JobSource& source) {
 std::unique_ptr<JobRuntime> load_runtime(const Config& config) {
   auto runtime = std::make_unique<JobRuntime>();
   runtime->config = config;
-  runtime->threads = config.model.threads > 0 ? config.model.threads : available_cpus();
+  runtime->threads = thread_count(config.model.threads);
   at::set_num_threads(runtime->threads);
   runtime->memory = make_device_memory(resolve_device(config.model.device), config.memory.limit);
   runtime->bundle = load_bundle(config.model);
@@ -57,17 +58,42 @@ OpenJob open_job(const JobSource& source) {
   return job;
 }
 
+namespace {
+
+// With model.threads auto, a run that resumes a checkpoint computes with the thread count of the
+// run that left it, so that its output is the bytes an uninterrupted run writes (the numerics in
+// job_identity.h); a count this process cannot have without oversubscribing its CPUs is not
+// taken, and resuming then warns which lines may differ.
+void keep_recorded_threads(const Config& config, const std::string& checkpoint_path,
+                           JobRuntime& runtime) {
+  if (!config.job.resume || config.model.threads > 0 || !runtime.bundle.device.is_cpu()) return;
+  const std::optional<Checkpoint> checkpoint = read_checkpoint(checkpoint_path);
+  if (!checkpoint || !checkpoint->numerics.is_object()) return;
+  const int recorded = checkpoint->numerics.value("threads", 0);
+  if (recorded <= 0 || recorded == runtime.threads || recorded > available_cpus()) return;
+  at::set_num_threads(recorded);
+  runtime.threads = recorded;
+  spdlog::info(
+      "resuming with {} thread(s), as the run that left '{}' computed (model.threads is auto), "
+      "so that the output is the bytes of an uninterrupted run",
+      recorded, checkpoint_path);
+}
+
+}  // namespace
+
 JobSummary run_job(const JobPlan& plan, JobRuntime& runtime) {
   const Config& config = plan.config;
-  spdlog::info("model {} ({}) on {} in {}, {} threads; task {} from {}",
-               runtime.bundle.manifest.directory, runtime.bundle.manifest.family,
-               runtime.bundle.device.str(), dtype_name(runtime.bundle.dtype), runtime.threads,
-               task_name(config.task.kind), config.io.input_path);
   JobPart part;
   part.range = {1, plan.scan.lines, 0, plan.scan.bytes};
   part.output_path = config.io.output_path;
   part.checkpoint_path = config.io.output_path + ".checkpoint";
   part.identity = plan.identity;
+  keep_recorded_threads(config, part.checkpoint_path, runtime);
+  part.numerics = run_numerics(runtime.bundle.device, runtime.threads);
+  spdlog::info("model {} ({}) on {} in {}, {} threads; task {} from {}",
+               runtime.bundle.manifest.directory, runtime.bundle.manifest.family,
+               runtime.bundle.device.str(), dtype_name(runtime.bundle.dtype), runtime.threads,
+               task_name(config.task.kind), config.io.input_path);
   JobSummary summary = run_batch_job(config, *runtime.adapter, *runtime.memory, part);
   log_summary(summary, runtime.memory->name(), config.task.kind);
   spdlog::info("output: {}", config.io.output_path);
@@ -81,8 +107,7 @@ std::vector<std::string> rank_overrides(const JobSource& source, const ClusterRa
     overrides.push_back("model.device=" + *device);
   }
   if (config.model.threads == 0) {
-    overrides.push_back(
-        fmt::format("model.threads={}", std::max(1, available_cpus() / rank.local_world_size)));
+    overrides.push_back(fmt::format("model.threads={}", thread_count(0, rank.local_world_size)));
   }
   return overrides;
 }
@@ -102,8 +127,9 @@ JobSummary run_rank(const JobPlan& plan, JobRuntime& runtime, const ClusterRank&
       total.resumed_records += block.range.lines;
       continue;
     }
-    add_summary(total, run_batch_job(config, *runtime.adapter, *runtime.memory,
-                                     parts.part(block, plan.identity)));
+    JobPart part = parts.part(block, plan.identity);
+    part.numerics = run_numerics(runtime.bundle.device, runtime.threads);
+    add_summary(total, run_batch_job(config, *runtime.adapter, *runtime.memory, part));
   }
   log_summary(total, runtime.memory->name(), config.task.kind);
   spdlog::info(
@@ -162,6 +188,7 @@ void run_worker(const JobSource& source, std::istream& in,
   for (std::string line; std::getline(in, line);) {
     const InputBlock block = decode_block(line);
     JobPart part = parts.part(block, identity);
+    part.numerics = run_numerics(runtime->bundle.device, runtime->threads);
     part.on_window = [&](int64_t records) { send(encode_progress(block.index, records)); };
     const JobSummary summary = run_batch_job(config, *runtime->adapter, *runtime->memory, part);
     std::string done = encode_done(block.index, summary);

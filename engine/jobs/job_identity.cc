@@ -5,7 +5,9 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/version.h>
 
+#include "engine/common/cpu_features.h"
 #include "engine/common/sha256.h"
 
 namespace engine {
@@ -92,6 +94,21 @@ std::string identity_difference(const nlohmann::json& recorded, const nlohmann::
     }
   }
   return fmt::format("{}", fmt::join(changes, ", "));
+}
+
+nlohmann::json run_numerics(const c10::Device& device, int threads) {
+  nlohmann::json numerics = {{"device", c10::DeviceTypeName(device.type(), /*lower_case=*/true)}};
+  if (device.is_cpu()) {
+    numerics["cpu_isa"] = cpu_isa_name();
+    numerics["threads"] = threads;
+  }
+  numerics["torch"] = TORCH_VERSION;
+  return numerics;
+}
+
+std::string numerics_difference(const nlohmann::json& recorded, const nlohmann::json& current) {
+  if (recorded.is_null() || current.is_null()) return "";
+  return identity_difference(recorded, current);
 }
 
 }  // namespace engine

@@ -10,10 +10,16 @@
 // controls (memory.*), logging, and the paths themselves. These may change between a run and its
 // resumption, and between a single process and the workers of a launch. Batches split for memory
 // can move scores in their last digits (docs/jobs.md).
+//
+// The numerics of a run are recorded beside the identity, not in it: the device, and on a CPU the
+// instruction set of LibTorch's kernels and the thread count, since oneDNN, MKL and ATen's
+// attention cut some products differently by thread count and instruction set, which moves a
+// float32 in its last digits. The same job run with the same numerics writes the same bytes.
 #pragma once
 
 #include <string>
 
+#include <c10/core/Device.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/config/config.h"
@@ -30,5 +36,12 @@ nlohmann::json job_identity(const Config& config, const Manifest& manifest,
 // Empty when the two are the same job; otherwise what differs, one entry per changed key, as
 // "input.sha256 (was 3f2a81c09d1e…, now 9c1b04e7aa20…)".
 std::string identity_difference(const nlohmann::json& recorded, const nlohmann::json& current);
+
+// The numerics of a run on `device` with `threads` intra-op threads: {"device": "cpu",
+// "cpu_isa": "avx2", "threads": 2, "torch": "2.11.0"}; on a GPU the device type and LibTorch.
+nlohmann::json run_numerics(const c10::Device& device, int threads);
+// What differs, as "threads (was 1, now 2)"; empty when they agree or nothing was recorded (a
+// checkpoint from an engine that did not record them).
+std::string numerics_difference(const nlohmann::json& recorded, const nlohmann::json& current);
 
 }  // namespace engine

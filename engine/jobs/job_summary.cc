@@ -47,6 +47,7 @@ void add_summary(JobSummary& total, const JobSummary& part) {
   total.warmup_seconds += part.warmup_seconds;
   total.model_seconds += part.model_seconds;
   total.peak_resident = std::max(total.peak_resident, part.peak_resident);
+  if (total.numerics.is_null()) total.numerics = part.numerics;
   for (const auto& [name, field] : kMemory) {
     total.memory.*field =
         is_peak(field) ? std::max(total.memory.*field, part.memory.*field) : part.memory.*field;
@@ -60,6 +61,7 @@ JobSummary summary_from_json(const nlohmann::json& json) {
   summary.warmup_seconds = json.value("warmup_seconds", 0.0);
   summary.model_seconds = json.value("model_seconds", 0.0);
   summary.peak_resident = json.value("peak_resident", int64_t{0});
+  summary.numerics = json.value("numerics", nlohmann::json());
   const nlohmann::json memory = json.value("memory", nlohmann::json::object());
   for (const auto& [name, field] : kMemory) summary.memory.*field = memory.value(name, int64_t{0});
   return summary;
@@ -71,6 +73,7 @@ nlohmann::json summary_json(const JobSummary& summary) {
                          {"model_seconds", summary.model_seconds},
                          {"peak_resident", summary.peak_resident}};
   for (const auto& [name, field] : kCounts) json[name] = summary.*field;
+  if (!summary.numerics.is_null()) json["numerics"] = summary.numerics;
   nlohmann::json& memory = json["memory"];
   for (const auto& [name, field] : kMemory) memory[name] = summary.memory.*field;
   return json;

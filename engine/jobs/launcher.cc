@@ -37,7 +37,7 @@ std::vector<WorkerSlot> cpu_slots(int count, int threads) {
                      "must be from 1 to 1024",
                      count);
   const std::vector<int> cores = available_cpu_list();
-  const int each = threads > 0 ? threads : std::max(1, static_cast<int>(cores.size()) / count);
+  const int each = thread_count(threads, count);
   // Pinned to cores of their own when there are enough, so that their threads do not contend.
   const bool pin = !cores.empty() && static_cast<size_t>(count * each) <= cores.size();
   std::vector<WorkerSlot> slots;
@@ -52,8 +52,7 @@ std::vector<WorkerSlot> cpu_slots(int count, int threads) {
 }
 
 std::vector<WorkerSlot> gpu_slots(const std::vector<int>& gpus, int threads) {
-  const int each =
-      threads > 0 ? threads : std::max(1, available_cpus() / static_cast<int>(gpus.size()));
+  const int each = thread_count(threads, static_cast<int>(gpus.size()));
   std::vector<WorkerSlot> slots;
   for (int gpu : gpus) {
     WorkerSlot slot;

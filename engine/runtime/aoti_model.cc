@@ -5,7 +5,6 @@
 // embedding table do not apply to it, and asking for them is refused rather than ignored.
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -14,36 +13,13 @@
 #include <spdlog/spdlog.h>
 #include <torch/csrc/inductor/aoti_package/model_package_loader.h>
 
+#include "engine/common/cpu_features.h"
 #include "engine/common/error.h"
 #include "engine/runtime/model.h"
 #include "engine/runtime/model_formats.h"
 
 namespace engine {
 namespace {
-
-// Whether this CPU has `feature`, named as the compiler flag -m<feature> that Inductor compiled
-// the package's kernels with (engine.json compiled_for.cpu_features). nullopt: a name this engine
-// does not know, which it cannot vouch for.
-std::optional<bool> cpu_has(const std::string& feature) {
-  static const std::unordered_map<std::string, bool> known = {
-      {"sse4.2", __builtin_cpu_supports("sse4.2")},
-      {"avx", __builtin_cpu_supports("avx")},
-      {"avx2", __builtin_cpu_supports("avx2")},
-      {"fma", __builtin_cpu_supports("fma")},
-      {"f16c", __builtin_cpu_supports("f16c")},
-      {"avx512f", __builtin_cpu_supports("avx512f")},
-      {"avx512dq", __builtin_cpu_supports("avx512dq")},
-      {"avx512vl", __builtin_cpu_supports("avx512vl")},
-      {"avx512bw", __builtin_cpu_supports("avx512bw")},
-      {"avx512vnni", __builtin_cpu_supports("avx512vnni")},
-      {"avx512bf16", __builtin_cpu_supports("avx512bf16")},
-      {"avx512fp16", __builtin_cpu_supports("avx512fp16")},
-      {"avxvnni", __builtin_cpu_supports("avxvnni")},
-  };
-  const auto found = known.find(feature);
-  if (found == known.end()) return std::nullopt;
-  return found->second;
-}
 
 // Refuses a package compiled for another kind of machine, naming the package's target and what
 // this one lacks, before any of its code runs (an instruction the CPU lacks would kill the

@@ -346,7 +346,7 @@ at::Tensor reference_attention(const at::Tensor& q, const at::Tensor& k, const a
 }  // namespace
 
 bool padded_attention_kernel_available() {
-  static const bool available = cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+  static const bool available = cpu_has_avx512() && *cpu_has("avx512bf16");
   return available;
 }
 

@@ -8,16 +8,13 @@
 
 #include <cstdint>
 
+#include "engine/common/cpu_features.h"
+
 namespace engine {
 
 #define ENGINE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
 
-inline bool cpu_has_avx512() {
-  static const bool available =
-      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return available;
-}
+inline bool cpu_has_avx512() { return cpu_isa() >= CpuIsa::kAvx512; }
 
 // exp(x) to fp32 rounding: x = n·ln2 + r, |r| <= ln2/2, a degree-6 polynomial of r, and 2^n put
 // into the exponent. x is clamped to [-87, 88.3], so the result is never 0 below or inf above,

@@ -28,6 +28,11 @@ int available_cpus() {
   return static_cast<int>(std::max(std::thread::hardware_concurrency(), 1u));
 }
 
+int thread_count(int configured, int sharing) {
+  if (configured > 0) return configured;
+  return std::max(1, available_cpus() / std::max(1, sharing));
+}
+
 int cuda_device_count() {
   const CudaBackend* backend = cuda_backend();
   return backend == nullptr ? 0 : backend->device_count();

@@ -18,6 +18,12 @@ std::vector<int> available_cpu_list();
 // How many: every core when the mask cannot be read.
 int available_cpus();
 
+// The intra-op thread count of a process: model.threads when it is set (`configured` > 0), else
+// its share of the CPUs this process may use when `sharing` processes split them (the workers of
+// a launch, the ranks of a node), at least 1. The one rule for a single process, a rank and a
+// launch worker.
+int thread_count(int configured, int sharing = 1);
+
 // Visible CUDA devices; 0 without a CUDA driver or when the CUDA plugin cannot be opened.
 int cuda_device_count();
 

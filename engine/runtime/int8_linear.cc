@@ -248,7 +248,7 @@ at::Tensor call_boxed(const c10::OperatorHandle& op, torch::jit::Stack stack) {
 
 bool int8_linear_available() {
   static const bool available = [] {
-    if (!__builtin_cpu_supports("avx512vnni") && !__builtin_cpu_supports("avxvnni")) return false;
+    if (!*cpu_has("avx512vnni") && !*cpu_has("avxvnni")) return false;
     try {
       // A small product, checked against fp32: the ops exist and run on this CPU.
       const at::Tensor x = at::linspace(-1.0, 1.0, 4 * 64).reshape({4, 64});

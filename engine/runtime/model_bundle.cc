@@ -3,7 +3,6 @@
 #include "engine/common/error.h"
 #include "engine/runtime/devices.h"
 #include "engine/runtime/embedding_table.h"
-#include "engine/runtime/int8_linear.h"
 
 namespace engine {
 
@@ -94,16 +93,6 @@ ModelBundle load_bundle(const ModelConfig& config) {
                   : config.graph == "fused" ? GraphMode::kFused
                                             : GraphMode::kOneDnn;
   options.int8_linear = config.quantize == "int8";
-  if (options.int8_linear) {
-    check<ConfigError>(bundle.device.is_cpu(),
-                       "model.quantize: int8 runs on the CPU only (oneDNN's int8 kernels), but "
-                       "model.device is {}; on a GPU use model.dtype: fp16 or bf16",
-                       bundle.device.str());
-    check<ConfigError>(int8_linear_available(),
-                       "model.quantize: int8 needs a CPU with VNNI (AVX-512 VNNI or AVX-VNNI) and "
-                       "a LibTorch built with oneDNN, and this machine lacks one of them; use "
-                       "model.quantize: none");
-  }
   bundle.model = load_model(bundle.manifest, options);
   prepare_embedding_table(*bundle.model, bundle.manifest, options);
   // The embedding table first: a manifest that promises more ids than the model holds is the

@@ -17,6 +17,7 @@
 #include "engine/common/error.h"
 #include "engine/runtime/cpu_attention.h"
 #include "engine/runtime/graph_rewrites.h"
+#include "engine/runtime/int8_linear.h"
 #include "engine/runtime/model.h"
 #include "engine/runtime/model_formats.h"
 
@@ -221,8 +222,27 @@ c10::ScalarType kept_dtype(const std::string& name, const at::Tensor& value,
   return options.dtype;
 }
 
+namespace {
+
+// model.quantize int8 is a rewrite of TorchScript graphs, so its requirements are checked here,
+// after the format's own refusals (a compiled package refuses int8 on any CPU).
+void check_int8_linear_runs(const ModelLoadOptions& options) {
+  if (!options.int8_linear) return;
+  check<ConfigError>(options.device.is_cpu(),
+                     "model.quantize: int8 runs on the CPU only (oneDNN's int8 kernels), but "
+                     "model.device is {}; on a GPU use model.dtype: fp16 or bf16",
+                     options.device.str());
+  check<ConfigError>(int8_linear_available(),
+                     "model.quantize: int8 needs a CPU with VNNI (AVX-512 VNNI or AVX-VNNI) and "
+                     "a LibTorch built with oneDNN, and this machine lacks one of them; use "
+                     "model.quantize: none");
+}
+
+}  // namespace
+
 std::unique_ptr<Model> load_torchscript_model(const Manifest& manifest,
                                               const ModelLoadOptions& options) {
+  check_int8_linear_runs(options);
   const std::string path = manifest.model_path();
   torch::jit::Module module;
   try {

@@ -21,10 +21,25 @@ from torch import nn
 PACKAGE_FILE = "model.pt2"
 
 
+def _cap_vector_isa() -> None:
+    """Keeps Inductor's kernels within the ceiling ATEN_CPU_CAPABILITY sets (the engine's
+    ENGINE_MAX_CPU_ISA passes it on; tools/test.sh runs as an AVX2-only CPU with it). Inductor
+    honours the variable only when its check of that ISA passes, and falls back to the widest
+    one otherwise, which would make a package this CPU class cannot run; a vector width fixed
+    here gives that ISA or none (scalar kernels, which run anywhere)."""
+    from torch._inductor import config  # noqa: PLC0415
+
+    widths = {"default": 1, "avx2": 256}
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "")
+    if capability in widths and config.cpp.simdlen is None:
+        config.cpp.simdlen = widths[capability]
+
+
 def compile_target() -> dict:
     """engine.json ``compiled_for`` of a package compiled here (CPU only for now)."""
     from torch._inductor import cpu_vec_isa  # noqa: PLC0415
 
+    _cap_vector_isa()
     isa = cpu_vec_isa.pick_vec_isa()
     flags = str(isa.build_arch_flags()).split() if isa else []
     features = sorted({flag[2:] for flag in flags if flag.startswith("-m")})
@@ -52,6 +67,7 @@ def save_verified_package(module: nn.Module, example, out_dir: Path, verify,
     save_verified_trace does for TorchScript. Returns the package's path."""
     from torch.fx.experimental import _config as fx_config  # noqa: PLC0415
 
+    _cap_vector_isa()
     out_dir.mkdir(parents=True, exist_ok=True)
     pending = out_dir / (PACKAGE_FILE + ".tmp.pt2")
     with torch.no_grad(), fx_config.patch(backed_size_oblivious=True):

@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include "engine/common/cpu_features.h"
 #include "engine/common/error.h"
 #include "engine/runtime/model_bundle.h"
 #include "tests/support/test_support.h"
@@ -98,13 +99,13 @@ TEST_F(AotiRefusalTest, APackageForACpuWithMoreFeaturesIsRefusedNamingBoth) {
   ASSERT_EQ(refusal(), "") << "the package as exported loads";
   // A feature this engine does not know how to check is not vouched for either.
   edit_manifest([](nlohmann::json& manifest) {
-    manifest["compiled_for"]["vector_isa"] = "amx";
-    manifest["compiled_for"]["cpu_features"].push_back("amx-tile");
+    manifest["compiled_for"]["vector_isa"] = "avx10";
+    manifest["compiled_for"]["cpu_features"].push_back("avx10.2-512");
   });
   std::string message = refusal();
-  EXPECT_NE(message.find("compiled for a CPU with amx ("), std::string::npos) << message;
-  EXPECT_NE(message.find("this CPU cannot check amx-tile"), std::string::npos) << message;
-  if (!__builtin_cpu_supports("avx512fp16")) {
+  EXPECT_NE(message.find("compiled for a CPU with avx10 ("), std::string::npos) << message;
+  EXPECT_NE(message.find("this CPU cannot check avx10.2-512"), std::string::npos) << message;
+  if (!*cpu_has("avx512fp16")) {
     edit_manifest([](nlohmann::json& manifest) {
       manifest["compiled_for"]["cpu_features"] = {"avx2", "avx512fp16"};
     });

@@ -1,9 +1,11 @@
 // The engine binary as a user runs it: bad input never loses a record, configuration errors exit
 // with status 2 and say where, `check` and `tokenize` print what they promise.
+#include <algorithm>
 #include <filesystem>
 
 #include <gtest/gtest.h>
 
+#include "engine/common/cpu_features.h"
 #include "tests/support/test_support.h"
 
 namespace engine {
@@ -19,9 +21,9 @@ class CliTest : public ::testing::Test {
  protected:
   std::string write_config(const std::string& input_text, const std::string& task = "rerank") {
     write_file(dir_.path("in.jsonl"), input_text);
-    write_file(dir_.path("job.yaml"), testing::job_config(fixture_path("xlmr_tiny"),
-                                                          dir_.path("in.jsonl"),
-                                                          dir_.path("out.jsonl"), task));
+    write_file(dir_.path("job.yaml"),
+               testing::job_config(fixture_path("xlmr_tiny"), dir_.path("in.jsonl"),
+                                   dir_.path("out.jsonl"), task));
     return dir_.path("job.yaml");
   }
 
@@ -58,10 +60,11 @@ TEST_F(CliTest, BadInputGetsErrorLinesAndNothingIsLost) {
   for (const auto& line : output) records.push_back(nlohmann::json::parse(line));
   EXPECT_EQ(records[0].at("id"), "ok1");
   EXPECT_EQ(records[0].at("results").size(), 2u);
-  const std::vector<std::pair<size_t, std::string>> errors = {
-      {1, "malformed JSON"},       {2, "\"query\" must be a string"},
-      {3, "\"passages\" is empty"}, {4, "invalid UTF-8 at byte 28"},
-      {7, "empty line"}};
+  const std::vector<std::pair<size_t, std::string>> errors = {{1, "malformed JSON"},
+                                                              {2, "\"query\" must be a string"},
+                                                              {3, "\"passages\" is empty"},
+                                                              {4, "invalid UTF-8 at byte 28"},
+                                                              {7, "empty line"}};
   for (const auto& [index, message] : errors) {
     EXPECT_EQ(records[index].at("line"), index + 1) << output[index];
     EXPECT_NE(records[index].at("error").get<std::string>().find(message), std::string::npos)
@@ -78,9 +81,9 @@ TEST_F(CliTest, BadInputGetsErrorLinesAndNothingIsLost) {
 }
 
 TEST_F(CliTest, OverlongLinesAreErrorRecords) {
-  const std::string config = write_config(
-      R"({"id": "long", "query": "q", "passages": [")" + std::string(5000, 'x') + "\"]}\n" +
-      R"({"id": "short", "query": "q", "passages": ["p"]})" + "\n");
+  const std::string config =
+      write_config(R"({"id": "long", "query": "q", "passages": [")" + std::string(5000, 'x') +
+                   "\"]}\n" + R"({"id": "short", "query": "q", "passages": ["p"]})" + "\n");
   const auto result = engine("--config " + config + " --set input.max_line_bytes=2048");
   ASSERT_EQ(result.status, 0) << result.output;
   const auto output = read_lines(dir_.path("out.jsonl"));
@@ -90,8 +93,10 @@ TEST_F(CliTest, OverlongLinesAreErrorRecords) {
 }
 
 TEST_F(CliTest, SummaryReportsThroughputAndMemory) {
-  const auto result = engine("--config " + write_config(
-                                 R"({"id": 1, "text_a": "a b", "text_b": "c d"})" "\n", "score") +
+  const auto result = engine("--config " +
+                             write_config(R"({"id": 1, "text_a": "a b", "text_b": "c d"})"
+                                          "\n",
+                                          "score") +
                              " --set logging.level=info --set logging.progress_interval_s=1e-9");
   ASSERT_EQ(result.status, 0) << result.output;
   EXPECT_NE(result.output.find("done: 1 records (0 error records), 1 pairs"), std::string::npos)
@@ -121,7 +126,8 @@ TEST_F(CliTest, ConfigurationErrorsExitWithStatus2AndSayWhere) {
       {"--config " + config + " --set model.device=cuda:97", "model.device is 'cuda:97' but"},
       {"--config " + config + " --set model.options.lable=1",
        "--set model.options.lable: unknown key 'lable'"},
-      {"--config " + config + " --set model.options.label=1", "value 1 is out of range; expected 0 to 0"},
+      {"--config " + config + " --set model.options.label=1",
+       "value 1 is out of range; expected 0 to 0"},
       {"--config " + config + " --set model.options.query_instruction=x" +
            " --set \"model.options.query_instruction_format='{}:'\"",
        "must hold exactly two {}: the instruction, then the text"},
@@ -147,10 +153,11 @@ TEST_F(CliTest, ShippedConfigsRunOnTheirFamiliesTinyBundles) {
   struct Shipped {
     std::string config, bundle, input;
   };
-  const std::vector<Shipped> shipped = {{"rerank.yaml", "xlmr_tiny", "sample_rerank.jsonl"},
-                                        {"bge-m3.yaml", "m3_tiny", "sample_embed.jsonl"},
-                                        {"similarity.yaml", "sbert_tiny", "sample_similarity.jsonl"},
-                                        {"llm-rerank.yaml", "llm_tiny", "sample_rerank.jsonl"}};
+  const std::vector<Shipped> shipped = {
+      {"rerank.yaml", "xlmr_tiny", "sample_rerank.jsonl"},
+      {"bge-m3.yaml", "m3_tiny", "sample_embed.jsonl"},
+      {"similarity.yaml", "sbert_tiny", "sample_similarity.jsonl"},
+      {"llm-rerank.yaml", "llm_tiny", "sample_rerank.jsonl"}};
   const std::string source = ENGINE_SOURCE_DIR;
   for (const auto& [config, bundle, input] : shipped) {
     const auto result = engine("--config " + source + "/configs/" + config +
@@ -167,13 +174,40 @@ TEST_F(CliTest, CheckPrintsThePlanWithoutRunning) {
   const std::string config = write_config("{}\n");
   const auto result = engine("check --config " + config + " --set batching.max_batch_size=12");
   ASSERT_EQ(result.status, 0) << result.output;
+  const std::string threads = "threads:     " + std::to_string(testing::test_threads());
   for (const std::string expected :
-       {"family cross_encoder", "device:      cpu", "dtype:       fp32", "threads:     2",
+       {"family cross_encoder", "device:      cpu", "dtype:       fp32", threads.c_str(),
         "max_batch_size 12", "max_tokens 16384", "max_length 512", "xlmr_sentencepiece",
         "weights "}) {
     EXPECT_NE(result.output.find(expected), std::string::npos) << expected << "\n" << result.output;
   }
   EXPECT_FALSE(std::filesystem::exists(dir_.path("out.jsonl")));
+}
+
+// ENGINE_MAX_CPU_ISA makes the engine run as on a CPU of a lower class (the suite's pass as on an
+// AVX2-only CPU uses it); a value it does not know is a configuration error.
+TEST_F(CliTest, CheckNamesTheCpuClassUnderTheCeilingEngineMaxCpuIsaSets) {
+  const std::string config = write_config("{}\n");
+  const auto native = engine("check --config " + config);
+  ASSERT_EQ(native.status, 0) << native.output;
+  EXPECT_NE(native.output.find("cpu:         " + cpu_isa_name() + " ("), std::string::npos)
+      << native.output;
+
+  const auto capped = run_command("ENGINE_MAX_CPU_ISA=avx2 " + testing::engine_binary() +
+                                  " check --config " + config);
+  ASSERT_EQ(capped.status, 0) << capped.output;
+  const std::string expected = cpu_isa_name(std::min(cpu_isa(), CpuIsa::kAvx2));
+  EXPECT_NE(capped.output.find("cpu:         " + expected + " ("), std::string::npos)
+      << capped.output;
+  EXPECT_NE(capped.output.find("capped by ENGINE_MAX_CPU_ISA"), std::string::npos);
+  EXPECT_EQ(capped.output.find("avx512f"), std::string::npos) << capped.output;
+
+  const auto bad = run_command("ENGINE_MAX_CPU_ISA=avx9 " + testing::engine_binary() +
+                               " check --config " + config);
+  EXPECT_EQ(bad.status, 2) << bad.output;
+  EXPECT_NE(bad.output.find("ENGINE_MAX_CPU_ISA is 'avx9'; it takes baseline, avx2"),
+            std::string::npos)
+      << bad.output;
 }
 
 TEST_F(CliTest, TokenizePrintsIdsAndPiecesAsJson) {

@@ -73,9 +73,9 @@ std::string* JobsTest::input_ = nullptr;
 std::string* JobsTest::reference_ = nullptr;
 
 TEST_F(JobsTest, ASingleRunKilledWithSigkillGoesOnToTheSameBytes) {
-  const int pid = testing::start_command("exec " + testing::engine_binary() + " --config " +
-                                             dir_.path("job.yaml") + " --set model.threads=1",
-                                         dir_.path("killed.log"));
+  const int pid = testing::start_command(
+      "exec " + testing::engine_binary() + " --config " + dir_.path("job.yaml"),
+      dir_.path("killed.log"));
   // Killed once a checkpoint shows it is under way, and before it is done.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
   while (!exists("out.jsonl.checkpoint") && std::chrono::steady_clock::now() < deadline) {
@@ -89,8 +89,54 @@ TEST_F(JobsTest, ASingleRunKilledWithSigkillGoesOnToTheSameBytes) {
   const auto resumed = engine("--set logging.level=info");
   ASSERT_EQ(resumed.status, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("resuming from"), std::string::npos) << resumed.output;
+  EXPECT_EQ(resumed.output.find("other numerics"), std::string::npos) << resumed.output;
   EXPECT_EQ(output(), *reference_) << "byte-identical to an uninterrupted run";
   EXPECT_FALSE(exists("out.jsonl.checkpoint")) << "a finished job leaves no checkpoint";
+}
+
+// The thread count is one of the numerics a checkpoint records (oneDNN, MKL and ATen's attention
+// round some products differently with another count). With model.threads auto, the resumed run
+// takes the killed run's count and writes the bytes of an uninterrupted run with that count.
+TEST_F(JobsTest, AResumedRunKeepsTheThreadCountOfTheRunItContinues) {
+  write_file(dir_.path("auto.yaml"),
+             testing::job_config(fixture_path("xlmr_tiny"), dir_.path("in.jsonl"),
+                                 dir_.path("one.jsonl"), "score") +
+                 "batching:\n  window: 32\njob:\n  block_lines: 64\n");
+  const std::string auto_threads = testing::engine_binary() + " --config " +
+                                   dir_.path("auto.yaml") + " --set model.threads=auto";
+  ASSERT_EQ(run_command(auto_threads + " --set model.threads=1").status, 0);
+  const std::string one_thread = read_file(dir_.path("one.jsonl"));
+  std::filesystem::remove(dir_.path("one.jsonl"));
+
+  const auto killed =
+      run_command("ENGINE_FAILPOINT=kill_at_line=170 " + auto_threads + " --set model.threads=1");
+  ASSERT_EQ(killed.status, 128 + SIGKILL) << killed.output;
+  const auto resumed = run_command(auto_threads + " --set logging.level=info");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("resuming with 1 thread(s), as the run that left"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(resumed.output.find("other numerics"), std::string::npos) << resumed.output;
+  EXPECT_EQ(read_file(dir_.path("one.jsonl")), one_thread) << "the bytes of one uninterrupted run";
+}
+
+// A thread count set on purpose is honoured; the run says which lines may differ in their last
+// digits from an uninterrupted run, and still writes every line once.
+TEST_F(JobsTest, ResumingWithAnotherThreadCountSetOnPurposeWarnsWhatMayDiffer) {
+  const auto killed = engine("--set model.threads=1", "ENGINE_FAILPOINT=kill_at_line=170");
+  ASSERT_EQ(killed.status, 128 + SIGKILL) << killed.output;
+  const auto resumed = engine("--set model.threads=2");
+  ASSERT_EQ(resumed.status, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("computed with other numerics: threads (was 1, now 2)"),
+            std::string::npos)
+      << resumed.output;
+  EXPECT_NE(resumed.output.find("from line 161 on may differ"), std::string::npos)
+      << resumed.output;
+  const auto lines = testing::read_lines(dir_.path("out.jsonl"));
+  ASSERT_EQ(lines.size(), 400u);
+  for (const std::string& line : lines) {
+    EXPECT_TRUE(nlohmann::json::parse(line).contains("score")) << line;
+  }
 }
 
 TEST_F(JobsTest, AChangedConfigOrInputIsRefusedRatherThanMixedIn) {

@@ -291,6 +291,27 @@ TEST(PrecisionTest, AFrozenGraphStillCountsEveryWeightByte) {
   EXPECT_GE(bytes(frozen), plain * 9 / 10);
 }
 
+// Where int8 products do not run (no VNNI, as on AVX2-only CPUs), model.quantize int8 is refused
+// saying so, never run some slow or wrong way; where they run, the bundle loads with them.
+TEST(PrecisionTest, Int8IsRefusedWhereItsKernelsDoNotRunAndLoadsWhereTheyDo) {
+  ModelConfig config;
+  config.path = fixture_path("xlmr_tiny");
+  config.device = "cpu";
+  config.quantize = "int8";
+  std::string refusal;
+  try {
+    load_bundle(config);
+  } catch (const ConfigError& error) {
+    refusal = error.what();
+  }
+  if (int8_linear_available()) {
+    EXPECT_EQ(refusal, "");
+  } else {
+    EXPECT_NE(refusal.find("model.quantize: int8 needs a CPU with VNNI"), std::string::npos)
+        << refusal;
+  }
+}
+
 // model.quantize int8 on every family, under an fp32 and a bf16 graph: each score within 15% of
 // the spread of fp32's scores (measured: 3% to 8% on these two-layer random models, whose widths
 // of 32 and 64 make int8's relative rounding larger than a real model's), and not equal to it

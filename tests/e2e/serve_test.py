@@ -24,7 +24,9 @@ import httpx
 import openai
 
 ENGINE = os.path.abspath(os.environ.get("ENGINE_BINARY", "build/engine/cli/engine"))
-FIXTURES = os.path.abspath(os.environ.get("ENGINE_FIXTURE_DIR", "build/test_fixtures"))
+FIXTURES = os.path.abspath(os.environ.get("ENGINE_TEST_FIXTURES") or
+                           os.environ.get("ENGINE_FIXTURE_DIR", "build/test_fixtures"))
+THREADS = int(os.environ.get("ENGINE_TEST_THREADS") or 2)
 TOLERANCE = 1e-6
 
 
@@ -85,7 +87,8 @@ class Server:
 
 
 def config(bundle, kind, extra=""):
-    return (f"model:\n  path: {os.path.join(FIXTURES, bundle)}\n  device: cpu\n  threads: 2\n"
+    return (f"model:\n  path: {os.path.join(FIXTURES, bundle)}\n  device: cpu\n"
+            f"  threads: {THREADS}\n"
             f"task:\n  kind: {kind}\n  max_length: 256\n" + extra +
             "logging:\n  level: info\n  progress_interval_s: 0\n")
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Makes the test fixtures in $1 (default build/test_fixtures): a tiny random-weight XLM-R
+# Makes the test fixtures in $ENGINE_TEST_FIXTURES, else $1 (default build/test_fixtures): a tiny random-weight XLM-R
 # reranker bundle with a sentencepiece model trained on the spot, and what the reference Python
 # tools (transformers' tokenizers, FlagEmbedding's FlagReranker) compute on it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-OUT=${1:-build/test_fixtures}
+OUT=${ENGINE_TEST_FIXTURES:-${1:-build/test_fixtures}}
 PY=${PYTHON:-.venv/bin/python}
 mkdir -p "$OUT"
 export PYTHONHASHSEED=0 TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

@@ -11,7 +11,9 @@
 #include <random>
 #include <sstream>
 
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "engine/jobs/job.h"
 #include "engine/memory/device_memory.h"
@@ -19,8 +21,32 @@
 
 namespace engine::testing {
 
+namespace {
+
+// The suite's intra-op thread count for LibTorch in the test processes themselves, set before any
+// test runs; the configs the tests write (job_config) name the same count.
+class ThreadCountEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override { at::set_num_threads(test_threads()); }
+};
+
+const ::testing::Environment* const thread_count_environment =
+    ::testing::AddGlobalTestEnvironment(new ThreadCountEnvironment);
+
+}  // namespace
+
 std::string fixture_path(const std::string& name) {
-  return (std::filesystem::path(ENGINE_FIXTURE_DIR) / name).string();
+  const char* forced = std::getenv("ENGINE_TEST_FIXTURES");
+  const std::string folder = forced != nullptr && *forced != '\0' ? forced : ENGINE_FIXTURE_DIR;
+  return (std::filesystem::path(folder) / name).string();
+}
+
+int test_threads() {
+  const char* forced = std::getenv("ENGINE_TEST_THREADS");
+  if (forced == nullptr || *forced == '\0') return 2;
+  const int threads = std::atoi(forced);
+  if (threads < 1) throw std::runtime_error("ENGINE_TEST_THREADS must be a positive count");
+  return threads;
 }
 
 std::string engine_binary() { return ENGINE_BINARY; }
@@ -101,12 +127,12 @@ int wait_command(int pid) {
 std::string job_config(const std::string& bundle, const std::string& input,
                        const std::string& output, const std::string& task) {
   return fmt::format(
-      "model:\n  path: {}\n  device: cpu\n  threads: 2\n"
+      "model:\n  path: {}\n  device: cpu\n  threads: {}\n"
       "task:\n  kind: {}\n"
       "input:\n  path: {}\n"
       "output:\n  path: {}\n"
       "logging:\n  level: warn\n",
-      bundle, task, input, output);
+      bundle, test_threads(), task, input, output);
 }
 
 std::vector<nlohmann::json> run_job(const std::string& bundle,

@@ -15,8 +15,12 @@
 
 namespace engine::testing {
 
-// build/test_fixtures, made by tests/reference/make_fixtures.sh.
+// build/test_fixtures, made by tests/reference/make_fixtures.sh; ENGINE_TEST_FIXTURES names
+// another folder (tools/test.sh's pass as on an AVX2-only CPU makes its own fixtures).
 std::string fixture_path(const std::string& name);
+// The thread count the suite runs with: ENGINE_TEST_THREADS, 2 when unset. The test processes
+// use it, and job_config writes it as model.threads.
+int test_threads();
 std::string engine_binary();
 
 // A fresh folder under the system's temp dir, removed with the object.
@@ -50,7 +54,8 @@ int start_command(const std::string& command, const std::string& log_file);
 // Waits for a process from start_command(); returns its exit status, or 128 + the signal.
 int wait_command(int pid);
 
-// A minimal rerank/score config over the given bundle, input and output (absolute paths).
+// A minimal rerank/score config over the given bundle, input and output (absolute paths), with
+// model.threads: test_threads().
 std::string job_config(const std::string& bundle, const std::string& input,
                        const std::string& output, const std::string& task = "rerank");
 

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <tuple>
 
+#include "engine/common/cpu_features.h"
 #include "engine/common/error.h"
 #include "engine/common/sha256.h"
 #include "engine/io/checkpoint.h"
@@ -126,6 +127,7 @@ TEST(InputScanTest, RanksShareTheBlocksContiguouslyAndCoverEachOnce) {
 Checkpoint sample_checkpoint() {
   Checkpoint checkpoint;
   checkpoint.identity = {{"input", {{"sha256", "abc"}}}};
+  checkpoint.numerics = {{"device", "cpu"}, {"cpu_isa", "avx2"}, {"threads", 3}};
   checkpoint.range = {101, 50, 4000, 6000};
   checkpoint.next_line = 121;
   checkpoint.next_offset = 4800;
@@ -148,6 +150,7 @@ TEST(CheckpointTest, RoundTripsAndIsReplacedAtomically) {
   const auto read = read_checkpoint(path);
   ASSERT_TRUE(read.has_value());
   EXPECT_EQ(read->identity, later.identity);
+  EXPECT_EQ(read->numerics, later.numerics);
   EXPECT_EQ(read->range.first_line, 101);
   EXPECT_EQ(read->range.end, 6000);
   EXPECT_EQ(read->next_line, 131);
@@ -220,6 +223,30 @@ TEST(JobIdentityTest, TheDifferenceNamesEachChangedKey) {
             "input.sha256 (was 1318f6eca2ef…, now f2468a5b826e…), task.top_k (was 0, now 5)");
 }
 
+// The numerics a run computes with: on a CPU its class and thread count, which can move the last
+// digits; a checkpoint from before they were recorded differs from nothing.
+TEST(JobIdentityTest, NumericsNameTheCpuClassAndThreadsAndTheirDifference) {
+  const nlohmann::json one = run_numerics(c10::Device(c10::kCPU), 1);
+  EXPECT_EQ(one.at("device"), "cpu");
+  EXPECT_EQ(one.at("cpu_isa"), cpu_isa_name());
+  EXPECT_EQ(one.at("threads"), 1);
+  EXPECT_EQ(numerics_difference(one, one), "");
+  EXPECT_EQ(numerics_difference(one, run_numerics(c10::Device(c10::kCPU), 4)),
+            "threads (was 1, now 4)");
+  EXPECT_EQ(numerics_difference(nlohmann::json(), one), "") << "not recorded: nothing to compare";
+  const nlohmann::json gpu = run_numerics(c10::Device(c10::kCUDA, 0), 4);
+  EXPECT_EQ(gpu.at("device"), "cuda");
+  EXPECT_FALSE(gpu.contains("threads")) << "CPU threads do not change what a GPU computes";
+}
+
+TEST(LauncherTest, TheThreadRuleIsOneForProcessesWorkersAndRanks) {
+  EXPECT_EQ(thread_count(3), 3) << "model.threads set";
+  EXPECT_EQ(thread_count(3, 8), 3) << "set, whoever shares the CPUs";
+  EXPECT_EQ(thread_count(0), available_cpus());
+  EXPECT_EQ(thread_count(0, 2), std::max(1, available_cpus() / 2));
+  EXPECT_EQ(thread_count(0, 10000), 1) << "at least one";
+}
+
 TEST(JobSummaryTest, PiecesAddUpAndSurviveTheirJson) {
   JobSummary part;
   part.records = 64;
@@ -232,6 +259,7 @@ TEST(JobSummaryTest, PiecesAddUpAndSurviveTheirJson) {
   part.peak_resident = 300;
   part.memory.peak_allocated = 1000;
   part.memory.allocated = 7;
+  part.numerics = {{"device", "cpu"}, {"threads", 2}};
   const JobSummary copy = summary_from_json(summary_json(part));
   EXPECT_EQ(copy.records, 64);
   EXPECT_EQ(copy.error_records, 2);
@@ -243,6 +271,7 @@ TEST(JobSummaryTest, PiecesAddUpAndSurviveTheirJson) {
   EXPECT_EQ(copy.peak_resident, 300);
   EXPECT_EQ(copy.memory.peak_allocated, 1000);
   EXPECT_EQ(copy.memory.allocated, 7);
+  EXPECT_EQ(copy.numerics, part.numerics);
 
   JobSummary total;
   add_summary(total, part);
