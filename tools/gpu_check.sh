@@ -255,14 +255,14 @@ EOF
       include/CLI/CLI.hpp include/spdlog/spdlog.h include/fmt/format.h include/gtest/gtest.h \
       lib/$MA/libgtest.a lib/$MA/cmake/GTest/GTestConfig.cmake lib/$MA/libyaml-cpp.so \
       lib/$MA/libsentencepiece.so lib/$MA/libspdlog.so lib/$MA/libfmt.so lib/$MA/libcrypto.so \
-      lib/$MA/libutf8proc.so bin/pkgconf; do
+      lib/$MA/libutf8proc.so include/oniguruma.h lib/$MA/libonig.so bin/pkgconf; do
     [ -e "$DEPS/usr/$file" ] || missing+=("$file")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     record unpack failed $((SECONDS - t0)) "missing from the prefix: ${missing[*]}"
     return 1
   fi
-  if ! "$DEPS/bin/pkg-config" --cflags sentencepiece libutf8proc > "$WORK/pkg-config.txt" 2>&1; then
+  if ! "$DEPS/bin/pkg-config" --cflags sentencepiece libutf8proc oniguruma > "$WORK/pkg-config.txt" 2>&1; then
     record unpack failed $((SECONDS - t0)) "the carried pkg-config does not run here: $(cat "$WORK/pkg-config.txt")"
     return 1
   fi
@@ -322,7 +322,8 @@ step_configure() {
   for name in yaml-cpp_DIR nlohmann_json_DIR CLI11_DIR spdlog_DIR fmt_DIR GTest_DIR \
       OPENSSL_INCLUDE_DIR OPENSSL_CRYPTO_LIBRARY SENTENCEPIECE_INCLUDEDIR SENTENCEPIECE_LIBDIR \
       UTF8PROC_INCLUDEDIR UTF8PROC_LIBDIR pkgcfg_lib_SENTENCEPIECE_sentencepiece \
-      pkgcfg_lib_UTF8PROC_utf8proc PKG_CONFIG_EXECUTABLE; do
+      pkgcfg_lib_UTF8PROC_utf8proc ONIG_INCLUDEDIR ONIG_LIBDIR pkgcfg_lib_ONIG_onig \
+      PKG_CONFIG_EXECUTABLE; do
     value=$(sed -n "s/^$name:[A-Z]*=//p" "$BUILD/CMakeCache.txt" | head -1)
     echo "$name=$value" >> "$WORK/cache-paths.txt"
     case "$value" in "$DEPS"/*) ;; *) leaks+=("$name=${value:-unset}") ;; esac
@@ -351,7 +352,7 @@ step_build() {
   fi
   tail -n 3 "$WORK/build.log"
   # Headers: none of the Debian libraries' may come from /usr/include.
-  local pattern='^ */usr/include/((x86_64-linux-gnu/)?openssl|yaml-cpp|nlohmann|CLI|spdlog|fmt|gtest|gmock|sentencepiece|utf8proc)'
+  local pattern='^ */usr/include/((x86_64-linux-gnu/)?openssl|yaml-cpp|nlohmann|CLI|spdlog|fmt|gtest|gmock|sentencepiece|utf8proc|oniguruma)'
   local leaked
   leaked=$(ninja -C "$BUILD" -t deps 2>/dev/null | grep -E "$pattern" | sort -u | head -5 || true)
   if [ -n "$leaked" ]; then
@@ -365,7 +366,7 @@ step_build() {
       while read -r lib; do
         case "$lib" in *"=> $DEPS/"*) ;; *) bad+=("$(basename "$binary"): $lib") ;; esac
       done < <(env -u LD_LIBRARY_PATH ldd "$binary" |
-        grep -E 'lib(yaml-cpp|spdlog|fmt|sentencepiece|utf8proc|crypto|ssl)\.' || true)
+        grep -E 'lib(yaml-cpp|spdlog|fmt|sentencepiece|utf8proc|onig|crypto|ssl)\.' || true)
     done
   else
     log "warning: no ldd here: where the libraries load from is not checked"

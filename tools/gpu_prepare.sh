@@ -38,7 +38,7 @@ die() { printf '[gpu_prepare] error: %s\n' "$*" >&2; exit 1; }
 # pkg_check_modules. Their runtime libraries are added below from apt-cache's dependencies.
 DEV_PACKAGES=(
   libyaml-cpp-dev libsentencepiece-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-  libcli11-dev libspdlog-dev libfmt-dev libutf8proc-dev libssl-dev libcpp-httplib-dev
+  libcli11-dev libspdlog-dev libfmt-dev libutf8proc-dev libonig-dev libssl-dev libcpp-httplib-dev
   pkg-config pkgconf pkgconf-bin
 )
 # The exporter's Python packages at requirements.lock's versions (.gpu/whl; see below).

@@ -14,8 +14,7 @@ namespace {
 
 std::string text_field(const nlohmann::json& object, const char* key, const std::string& where) {
   const auto& value = object.at(key);
-  check<RecordError>(value.is_string(), "{} must be a string, found {}", where,
-                     value.type_name());
+  check<RecordError>(value.is_string(), "{} must be a string, found {}", where, value.type_name());
   return value.get<std::string>();
 }
 
@@ -30,9 +29,8 @@ nlohmann::json record_id(const nlohmann::json& object) {
 PassageInput parse_passage(const nlohmann::json& value, size_t index) {
   const std::string where = fmt::format("passages[{}]", index);
   if (value.is_string()) return {value.get<std::string>(), nullptr};
-  check<RecordError>(value.is_object(),
-                     "{} must be a string or an object with \"text\", found {}", where,
-                     value.type_name());
+  check<RecordError>(value.is_object(), "{} must be a string or an object with \"text\", found {}",
+                     where, value.type_name());
   check<RecordError>(value.contains("text"), "{} has no \"text\"", where);
   PassageInput passage{text_field(value, "text", where + ".text"), nullptr};
   if (value.contains("id")) {
@@ -71,9 +69,9 @@ TaskRecord parse_record(const std::string& line, TaskKind kind, nlohmann::json& 
   try {
     object = nlohmann::json::parse(line);
   } catch (const nlohmann::json::parse_error& error) {
-    throw RecordError(fmt::format("malformed JSON at byte {}: {}", error.byte,
-                                  std::string(error.what()).substr(
-                                      std::string(error.what()).find(':') + 2)));
+    throw RecordError(
+        fmt::format("malformed JSON at byte {}: {}", error.byte,
+                    std::string(error.what()).substr(std::string(error.what()).find(':') + 2)));
   }
   check<RecordError>(object.is_object(), "a record must be a JSON object, found {}",
                      object.type_name());
@@ -126,12 +124,16 @@ OutputRecord output_id(const nlohmann::json& id) {
 
 OutputRecord score_value(float score) { return OutputRecord(score); }
 
-OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& scores,
-                             int top_k) {
+std::vector<size_t> best_first(const std::vector<float>& scores) {
   std::vector<size_t> order(scores.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return ranks_before(scores[a], scores[b]); });
+  return order;
+}
+
+OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& scores, int top_k) {
+  std::vector<size_t> order = best_first(scores);
   if (top_k > 0 && order.size() > static_cast<size_t>(top_k)) order.resize(top_k);
   OutputRecord results = OutputRecord::array();
   for (size_t index : order) {
@@ -152,6 +154,36 @@ OutputRecord score_output(const TaskRecord& record, float score) {
   if (!record.id.is_null()) output["id"] = output_id(record.id);
   output["score"] = score_value(score);
   return output;
+}
+
+OutputRecord embedding_output(const TaskRecord& record, const Embedding& embedding) {
+  OutputRecord output = OutputRecord::object();
+  if (!record.id.is_null()) output["id"] = output_id(record.id);
+  if (embedding.dense) output["dense"] = *embedding.dense;
+  if (const auto& sparse = embedding.sparse) {
+    OutputRecord weights = OutputRecord::object();
+    const bool by_token = !sparse->tokens.empty();
+    for (size_t i = 0; i < sparse->ids.size(); ++i) {
+      weights[by_token ? sparse->tokens[i] : std::to_string(sparse->ids[i])] = sparse->weights[i];
+    }
+    output["sparse"] = std::move(weights);
+  }
+  if (embedding.multi_vector) output["colbert"] = *embedding.multi_vector;
+  return output;
+}
+
+OutputRecord output_line(const TaskRecord& record, const RecordResult& result,
+                         const TaskConfig& task) {
+  if (task.kind == TaskKind::kEmbed) {
+    check<std::logic_error>(result.embedding.has_value(),
+                            "an embed task's result holds no embedding");
+    return embedding_output(record, *result.embedding);
+  }
+  check<std::logic_error>(result.scores.size() == record.passages.size(),
+                          "the result holds {} scores for {} passages", result.scores.size(),
+                          record.passages.size());
+  if (task.kind == TaskKind::kScore) return score_output(record, result.scores.front());
+  return rerank_output(record, result.scores, task.top_k);
 }
 
 }  // namespace engine

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/config/config.h"
+#include "engine/io/record_result.h"
 
 namespace engine {
 
@@ -36,12 +37,24 @@ using OutputRecord = nlohmann::basic_json<nlohmann::ordered_map, std::vector, st
 // {"line", "id"?, "error"}
 OutputRecord error_record(int64_t line, const nlohmann::json& id, const std::string& message);
 
+// The output line of a record's result under `task`: rerank_output, score_output or
+// embedding_output.
+OutputRecord output_line(const TaskRecord& record, const RecordResult& result,
+                         const TaskConfig& task);
+
+// Indices of `scores`, the best first: ties keep input order, NaN ranks last. The one ranking of
+// the rerank output and of every API that sorts by score.
+std::vector<size_t> best_first(const std::vector<float>& scores);
+
 // {"id"?, "results": [{"index", "id"?, "score"}]}, best first, cut to top_k (0 keeps all).
-OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& scores,
-                             int top_k);
+OutputRecord rerank_output(const TaskRecord& record, const std::vector<float>& scores, int top_k);
 
 // {"id"?, "score"}
 OutputRecord score_output(const TaskRecord& record, float score);
+
+// {"id"?, "dense"?, "sparse"?, "colbert"?}: sparse weights keyed by token id, or by token text
+// when the result has the tokens; "colbert" holds the multi-vector.
+OutputRecord embedding_output(const TaskRecord& record, const Embedding& embedding);
 
 OutputRecord score_value(float score);
 

@@ -10,7 +10,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/batching/length_bucketer.h"
 #include "engine/common/bounded_queue.h"
 #include "engine/common/error.h"
 #include "engine/common/failpoint.h"
@@ -19,13 +18,8 @@
 #include "engine/io/jsonl_reader.h"
 #include "engine/io/jsonl_writer.h"
 #include "engine/io/records.h"
-#include "engine/jobs/guarded_runner.h"
 #include "engine/jobs/job_identity.h"
 #include "engine/jobs/progress.h"
-#include "engine/memory/batch_controller.h"
-#include "engine/memory/cache_policy.h"
-#include "engine/runtime/devices.h"
-#include "engine/runtime/model_bundle.h"
 
 namespace engine {
 namespace {
@@ -92,12 +86,9 @@ class JobRunner {
         memory_(memory),
         part_(part),
         progress_(lines_of(config, part), config.logging.progress_interval_s),
-        limits_(batch_limits(config)),
-        controller_(memory_budget(config.memory, memory)),
-        cache_(config.memory, memory),
-        guarded_(adapter, memory, controller_, cache_, limits_) {
-    if (controller_.budget() > 0) {
-      spdlog::info("memory budget for batches: {}", format_bytes(controller_.budget()));
+        stage_(config, adapter, memory) {
+    if (stage_.budget() > 0) {
+      spdlog::info("memory budget for batches: {}", format_bytes(stage_.budget()));
     }
   }
 
@@ -108,7 +99,7 @@ class JobRunner {
     const std::optional<Checkpoint> resumed = resume_point();
     if (config_.memory.warmup) {
       const auto start = std::chrono::steady_clock::now();
-      warm_up(config_.task, adapter_, guarded_, limits_, memory_);
+      stage_.warm_up();
       summary_.warmup_seconds =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
@@ -132,13 +123,13 @@ class JobRunner {
     summary_.seconds = progress_.elapsed_s();
     summary_.memory = memory_.stats();
     // Each batch resets the allocator's peak to measure itself; the job's peak is the highest.
-    summary_.memory.peak_allocated =
-        std::max(summary_.memory.peak_allocated, guarded_.stats().peak_allocated);
+    const GuardStats& guard = stage_.stats();
+    summary_.memory.peak_allocated = std::max(summary_.memory.peak_allocated, guard.peak_allocated);
     summary_.model_seconds = model_seconds_;
-    summary_.forward_passes = guarded_.stats().forward_passes;
-    summary_.out_of_memory = guarded_.stats().out_of_memory;
-    summary_.budget_splits = guarded_.stats().splits_before;
-    summary_.cache_emptied = cache_.times_emptied();
+    summary_.forward_passes = guard.forward_passes;
+    summary_.out_of_memory = guard.out_of_memory;
+    summary_.budget_splits = guard.splits_before;
+    summary_.cache_emptied = stage_.cache_emptied();
     summary_.peak_resident = process_resident().peak;
     return summary_;
   }
@@ -216,7 +207,7 @@ class JobRunner {
     try {
       while (std::optional<StagedWindow> staged = read.pop()) {
         score_window(staged->window);
-        cache_.after_request();
+        stage_.after_request();
         if (!scored.push(std::move(*staged))) break;
       }
     } catch (...) {
@@ -279,40 +270,32 @@ class JobRunner {
   }
 
   void score_window(Window& window) {
-    std::vector<size_t> lengths;
-    lengths.reserve(window.sequences.size());
+    std::vector<const Encoding*> sequences;
+    sequences.reserve(window.sequences.size());
     for (const auto& [record, index] : window.sequences) {
-      lengths.push_back(window.records[record].plan[index].encoding.size());
+      sequences.push_back(&window.records[record].plan[index].encoding);
     }
     size_t scored = 0;
-    for (const BatchPlan& plan : cut_batches(lengths, limits_)) {
-      std::vector<const Encoding*> batch;
-      for (size_t sequence : plan.indices) {
-        const auto [record, index] = window.sequences[sequence];
-        batch.push_back(&window.records[record].plan[index].encoding);
-      }
-      const auto start = std::chrono::steady_clock::now();
-      BatchOutcome outcome = guarded_.run(batch);
-      model_seconds_ +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      for (size_t i = 0; i < batch.size(); ++i) {
-        const auto [record, index] = window.sequences[plan.indices[i]];
-        PendingRecord& pending = window.records[record];
-        if (!outcome.errors[i].empty()) {
-          pending.error = outcome.errors[i];
-        } else {
-          pending.results[index] = std::move(outcome.results[i]);
-        }
-      }
+    BatchOutcome outcome = stage_.run(sequences, [&](const BatchReport& batch) {
+      model_seconds_ += batch.seconds;
       summary_.batches += 1;
-      summary_.real_tokens += static_cast<int64_t>(plan.real_tokens);
-      summary_.padded_tokens += static_cast<int64_t>(plan.padded_tokens());
-      scored += batch.size();
+      summary_.real_tokens += static_cast<int64_t>(batch.real_tokens);
+      summary_.padded_tokens += static_cast<int64_t>(batch.padded_tokens);
+      scored += batch.sequences;
       progress_.update(static_cast<double>(records_scored_ - summary_.resumed_records) +
                        static_cast<double>(window.records.size() * scored) /
-                           static_cast<double>(window.sequences.size()));
+                           static_cast<double>(sequences.size()));
+    });
+    for (size_t i = 0; i < sequences.size(); ++i) {
+      const auto [record, index] = window.sequences[i];
+      PendingRecord& pending = window.records[record];
+      if (!outcome.errors[i].empty()) {
+        pending.error = std::move(outcome.errors[i]);
+      } else {
+        pending.results[index] = std::move(outcome.results[i]);
+      }
     }
-    summary_.sequences += static_cast<int64_t>(window.sequences.size());
+    summary_.sequences += static_cast<int64_t>(sequences.size());
     records_scored_ += static_cast<int64_t>(window.records.size());
   }
 
@@ -324,7 +307,9 @@ class JobRunner {
       return error_record(pending.line, pending.id, pending.error);
     }
     summary_.pairs += static_cast<int64_t>(std::max<size_t>(pending.record->passages.size(), 1));
-    return adapter_.finish(*pending.record, pending.plan, pending.results);
+    return output_line(*pending.record,
+                       adapter_.finish(*pending.record, pending.plan, pending.results),
+                       config_.task);
   }
 
   const Config& config_;
@@ -332,10 +317,7 @@ class JobRunner {
   DeviceMemory& memory_;
   const JobPart& part_;
   ProgressReporter progress_;
-  BatchLimits limits_;
-  BatchController controller_;
-  CachePolicy cache_;
-  GuardedRunner guarded_;
+  ModelStage stage_;
   // The writing stage owns summary_'s record and pair counts; the model stage the rest, and these.
   JobSummary summary_;
   int64_t records_scored_ = 0;
@@ -343,53 +325,6 @@ class JobRunner {
 };
 
 }  // namespace
-
-BatchLimits batch_limits(const Config& config) {
-  BatchLimits limits;
-  limits.max_batch_size = static_cast<size_t>(config.batching.max_batch_size);
-  limits.max_tokens = config.batching.max_tokens;
-  limits.pad_multiple = static_cast<size_t>(config.batching.pad_multiple);
-  limits.max_padded_length = static_cast<size_t>(config.task.max_length);
-  limits.batch_cost_tokens = config.batching.batch_cost_tokens;
-  if (limits.batch_cost_tokens < 0) {
-    // On a CPU a pass adds a few milliseconds, a few tens of tokens' work (docs/speed.md); on a
-    // GPU a pass is worth a full budget of tokens.
-    limits.batch_cost_tokens =
-        resolve_device(config.model.device).is_cuda() ? config.batching.max_tokens : 64;
-  }
-  return limits;
-}
-
-int64_t memory_budget(const MemoryConfig& config, const DeviceMemory& memory) {
-  if (config.budget_fraction > 0) {
-    return static_cast<int64_t>(config.budget_fraction * static_cast<double>(memory.stats().free));
-  }
-  return config.budget;
-}
-
-void warm_up(const TaskConfig& task, const FamilyAdapter& adapter, GuardedRunner& runner,
-             const BatchLimits& limits, const DeviceMemory& memory) {
-  std::string filler;
-  for (int i = 0; i < task.max_length * 2; ++i) filler += "warm ";
-  TaskRecord record;
-  record.query = filler;
-  if (task.kind != TaskKind::kEmbed) record.passages.push_back({filler, nullptr});
-  const std::vector<PlannedSequence> plan = adapter.plan(record);
-  if (plan.empty()) return;
-  const auto longest = std::max_element(plan.begin(), plan.end(), [](const auto& a, const auto& b) {
-    return a.encoding.size() < b.encoding.size();
-  });
-  const size_t length = padded_length(longest->encoding.size(), limits);
-  const size_t count =
-      std::clamp<size_t>(static_cast<size_t>(limits.max_tokens) / std::max<size_t>(length, 1), 1,
-                         limits.max_batch_size);
-  const BatchOutcome outcome = runner.run(std::vector<const Encoding*>(count, &longest->encoding));
-  const bool fits = std::all_of(outcome.errors.begin(), outcome.errors.end(),
-                                [](const std::string& error) { return error.empty(); });
-  spdlog::info("warm-up: {} sequences of {} tokens {}; peak {} allocated, {} reserved", count,
-               length, fits ? "ran" : "did not fit even one at a time",
-               format_bytes(runner.stats().peak_allocated), format_bytes(memory.stats().reserved));
-}
 
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
                          const JobPart& part) {

@@ -12,10 +12,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/batching/length_bucketer.h"
 #include "engine/config/config.h"
 #include "engine/io/input_scan.h"
-#include "engine/jobs/guarded_runner.h"
+#include "engine/jobs/model_stage.h"
 #include "engine/memory/device_memory.h"
 #include "engine/runtime/family_adapter.h"
 
@@ -65,18 +64,6 @@ struct JobPart {
 // is removed once the output is complete.
 JobSummary run_batch_job(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
                          const JobPart& part);
-
-// The batching limits of `config`: batching.*, task.max_length, and batch_cost_tokens auto (64 on
-// a CPU, max_tokens on a GPU).
-BatchLimits batch_limits(const Config& config);
-// memory.budget in bytes, or its fraction of what is free once the model is loaded.
-int64_t memory_budget(const MemoryConfig& config, const DeviceMemory& memory);
-// memory.warmup (and `engine serve` before it reports ready): runs the longest shape the family
-// makes, in the largest batch the limits allow, once: the allocator reserves its working set up
-// front, the controller gets a first measurement, and a budget or limit too small for it shows
-// before any record is read.
-void warm_up(const TaskConfig& task, const FamilyAdapter& adapter, GuardedRunner& runner,
-             const BatchLimits& limits, const DeviceMemory& memory);
 
 // Adds `part`'s counts to `total` (memory peaks: the larger), for jobs run in pieces.
 void add_summary(JobSummary& total, const JobSummary& part);

@@ -1,6 +1,7 @@
 // The seam between the engine and a model family (models/<family>/): the family turns a record
-// into token sequences, a batch of sequences into results, and a record's results into its
-// output line. Nothing under engine/ names a family.
+// into token sequences, a batch of sequences into results, and a record's results into its typed
+// result (io/record_result.h), which the batch job writes as JSONL and `engine serve` answers in
+// each API dialect. Nothing under engine/ names a family.
 #pragma once
 
 #include <memory>
@@ -12,6 +13,7 @@
 
 #include "engine/common/error.h"
 #include "engine/config/config.h"
+#include "engine/io/record_result.h"
 #include "engine/io/records.h"
 #include "engine/runtime/model_bundle.h"
 #include "engine/text/tokenizer.h"
@@ -83,8 +85,9 @@ class FamilyAdapter {
   virtual std::vector<SequenceResult> run(const std::vector<const Encoding*>& batch,
                                           size_t padded_length) = 0;
 
-  // The output line of `record` from the results of its planned sequences, in plan order.
-  virtual OutputRecord finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
+  // The result of `record` from the results of its planned sequences, in plan order: one score
+  // per passage for rerank and score, the text's embedding for embed.
+  virtual RecordResult finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
                               const std::vector<SequenceResult>& results) const = 0;
 
   // One line for `engine check`: what the adapter computes.

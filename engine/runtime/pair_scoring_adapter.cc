@@ -28,16 +28,16 @@ std::vector<SequenceResult> PairScoringAdapter::results_from_scores(const at::Te
   return results;
 }
 
-OutputRecord PairScoringAdapter::finish(const TaskRecord& record,
+RecordResult PairScoringAdapter::finish(const TaskRecord& record,
                                         const std::vector<PlannedSequence>& plan,
                                         const std::vector<SequenceResult>& results) const {
-  std::vector<float> scores(record.passages.size(), -std::numeric_limits<float>::infinity());
+  RecordResult result;
+  result.scores.assign(record.passages.size(), -std::numeric_limits<float>::infinity());
   for (size_t i = 0; i < plan.size(); ++i) {
-    float& best = scores[static_cast<size_t>(plan[i].slot)];
+    float& best = result.scores[static_cast<size_t>(plan[i].slot)];
     best = std::max(best, results[i].score);
   }
-  if (task_.kind == TaskKind::kScore) return score_output(record, scores.front());
-  return rerank_output(record, scores, task_.top_k);
+  return result;
 }
 
 }  // namespace engine

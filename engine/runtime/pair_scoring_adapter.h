@@ -21,8 +21,8 @@ class PairScoringAdapter : public FamilyAdapter {
   bool serves(TaskKind kind) const override { return kind != TaskKind::kEmbed; }
   // One or more sequences per passage; the slot is the passage's index.
   std::vector<PlannedSequence> plan(const TaskRecord& record) const override;
-  // The best score of each passage's sequences, as a rerank or score output line.
-  OutputRecord finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
+  // The best score of each passage's sequences.
+  RecordResult finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
                       const std::vector<SequenceResult>& results) const override;
 
   // The sequences that score one pair (several when a long passage is cut into windows).

@@ -27,22 +27,21 @@ std::vector<PlannedSequence> TextEmbeddingAdapter::plan(const TaskRecord& record
   return sequences;
 }
 
-OutputRecord TextEmbeddingAdapter::finish(const TaskRecord& record,
+RecordResult TextEmbeddingAdapter::finish(const TaskRecord& record,
                                           const std::vector<PlannedSequence>& plan,
                                           const std::vector<SequenceResult>& results) const {
+  RecordResult result;
   // plan() puts the query (an embed record's text) first.
   if (task_.kind == TaskKind::kEmbed) {
-    OutputRecord output = OutputRecord::object();
-    if (!record.id.is_null()) output["id"] = output_id(record.id);
-    write_embedding(plan[0], results[0], output);
-    return output;
+    result.embedding = embedding(plan[0], results[0]);
+    return result;
   }
-  std::vector<float> scores(record.passages.size());
+  result.scores.resize(record.passages.size());
   for (size_t i = 1; i < plan.size(); ++i) {
-    scores[static_cast<size_t>(plan[i].slot)] = pair_score(plan[0], results[0], plan[i], results[i]);
+    result.scores[static_cast<size_t>(plan[i].slot)] =
+        pair_score(plan[0], results[0], plan[i], results[i]);
   }
-  if (task_.kind == TaskKind::kScore) return score_output(record, scores.front());
-  return rerank_output(record, scores, task_.top_k);
+  return result;
 }
 
 }  // namespace engine

@@ -1,6 +1,6 @@
 // The common part of families that encode each text on its own (bi-encoders, BGE-M3): every
 // task is served; the query and each passage are one sequence each (the query once per record);
-// embed writes a text's representations, rerank and score compare the query's with each
+// embed gives a text's representations, rerank and score compare the query's with each
 // passage's.
 #pragma once
 
@@ -17,7 +17,7 @@ class TextEmbeddingAdapter : public FamilyAdapter {
 
   bool serves(TaskKind) const override { return true; }
   std::vector<PlannedSequence> plan(const TaskRecord& record) const override;
-  OutputRecord finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
+  RecordResult finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
                       const std::vector<SequenceResult>& results) const override;
 
  protected:
@@ -27,9 +27,9 @@ class TextEmbeddingAdapter : public FamilyAdapter {
   virtual float pair_score(const PlannedSequence& query_plan, const SequenceResult& query,
                            const PlannedSequence& passage_plan,
                            const SequenceResult& passage) const = 0;
-  // Adds a text's representations to its embed output line.
-  virtual void write_embedding(const PlannedSequence& planned, const SequenceResult& result,
-                               OutputRecord& output) const = 0;
+  // A text's representations, for embed.
+  virtual Embedding embedding(const PlannedSequence& planned,
+                              const SequenceResult& result) const = 0;
 
   const ModelBundle& bundle_;
   const TaskConfig& task_;

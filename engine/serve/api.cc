@@ -106,14 +106,16 @@ std::vector<std::string> texts_field(const Json& json, const char* key, int max_
   return texts;
 }
 
-std::vector<float> dense_of(const OutputRecord& output) {
-  const auto found = output.find("dense");
-  if (found == output.end()) {
-    throw ApiError(400,
-                   "this server's embeddings have no dense vector: start it with a config whose "
-                   "model.options.outputs includes dense");
+// The embedding's representation `part`, or a 400 saying which setting gives it.
+template <typename Part>
+const Part& embedding_part(const std::optional<Part>& part, const char* name) {
+  if (!part) {
+    throw ApiError(400, fmt::format("this server's embeddings have no {0} output: start it with a "
+                                    "model whose embeddings include {0} (for a model with several "
+                                    "outputs, model.options.outputs)",
+                                    name));
   }
-  return found->get<std::vector<float>>();
+  return *part;
 }
 
 void normalize(std::vector<float>& vector) {
@@ -148,18 +150,6 @@ std::string request_id() {
   static thread_local std::mt19937_64 random(std::random_device{}());
   return fmt::format("{:016x}{:016x}", random(), random());
 }
-
-// Indices of `scores`, the best first; ties in input order, as the job's rerank output.
-std::vector<size_t> best_first(const std::vector<float>& scores) {
-  std::vector<size_t> order(scores.size());
-  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return scores[a] > scores[b]; });
-  return order;
-}
-
-// Scores as the job writes them: float32, printed as the shortest decimal that reads back.
-OutputRecord score_json(float score) { return OutputRecord(score); }
 
 }  // namespace
 
@@ -196,7 +186,7 @@ void ServeApi::require(TaskKind kind, const char* route) const {
                                   route, task_name(config_.task.kind), task_name(kind)));
 }
 
-std::vector<OutputRecord> ServeApi::run(const std::vector<TaskRecord>& records,
+std::vector<RecordResult> ServeApi::run(const std::vector<TaskRecord>& records,
                                         const std::string& field, int64_t* tokens) const {
   std::vector<std::vector<PlannedSequence>> plans(records.size());
   std::vector<const Encoding*> sequences;
@@ -219,7 +209,7 @@ std::vector<OutputRecord> ServeApi::run(const std::vector<TaskRecord>& records,
                                batcher_.queued_sequences(), config_.serve.max_queue_sequences));
   }
   BatchOutcome outcome = answer->get();
-  std::vector<OutputRecord> outputs;
+  std::vector<RecordResult> outputs;
   size_t next = 0;
   for (size_t i = 0; i < records.size(); ++i) {
     std::vector<SequenceResult> results;
@@ -240,19 +230,19 @@ std::vector<float> ServeApi::scores(const std::string& query,
   TaskRecord record;
   record.query = query;
   for (const std::string& document : documents) record.passages.push_back({document, nullptr});
-  const OutputRecord output = run({record}, field).at(0);
-  std::vector<float> scores(documents.size(), 0.0f);
-  for (const OutputRecord& result : output.at("results")) {
-    scores.at(result.at("index").get<size_t>()) = result.at("score").get<float>();
-  }
-  return scores;
+  return run({record}, field).at(0).scores;
 }
 
-std::vector<OutputRecord> ServeApi::embeddings(const std::vector<std::string>& texts,
-                                               const std::string& field, int64_t* tokens) const {
+std::vector<Embedding> ServeApi::embeddings(const std::vector<std::string>& texts,
+                                            const std::string& field, int64_t* tokens) const {
   std::vector<TaskRecord> records(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) records[i].query = texts[i];
-  return run(records, field, tokens);
+  std::vector<Embedding> embeddings;
+  for (RecordResult& result : run(records, field, tokens)) {
+    check<std::logic_error>(result.embedding.has_value(), "an embed result holds no embedding");
+    embeddings.push_back(std::move(*result.embedding));
+  }
+  return embeddings;
 }
 
 std::string ServeApi::tei_rerank(const std::string& body) const {
@@ -267,7 +257,7 @@ std::string ServeApi::tei_rerank(const std::string& body) const {
   const std::vector<float> all = scores(query, texts, "texts");
   OutputRecord response = OutputRecord::array();
   for (size_t index : best_first(all)) {
-    OutputRecord item = {{"index", index}, {"score", score_json(all[index])}};
+    OutputRecord item = {{"index", index}, {"score", score_value(all[index])}};
     if (return_text) item["text"] = texts[index];
     response.push_back(std::move(item));
   }
@@ -293,7 +283,7 @@ std::string ServeApi::cohere_rerank(const std::string& body, int version) const 
   OutputRecord results = OutputRecord::array();
   for (size_t rank = 0; rank < top_n; ++rank) {
     const size_t index = order[rank];
-    OutputRecord item = {{"index", index}, {"relevance_score", score_json(all[index])}};
+    OutputRecord item = {{"index", index}, {"relevance_score", score_value(all[index])}};
     if (return_documents) item["document"] = {{"text", documents[index]}};
     results.push_back(std::move(item));
   }
@@ -343,11 +333,10 @@ std::string ServeApi::tei_predict(const std::string& body) const {
     record.passages.push_back({pair[1].get<std::string>(), nullptr});
     records.push_back(std::move(record));
   }
-  std::vector<OutputRecord> outputs = run(records, "inputs");
   OutputRecord response = OutputRecord::array();
-  for (const OutputRecord& output : outputs) {
+  for (const RecordResult& result : run(records, "inputs")) {
     OutputRecord labels = OutputRecord::array();
-    labels.push_back({{"score", output.at("results").at(0).at("score")}, {"label", "score"}});
+    labels.push_back({{"score", score_value(result.scores.at(0))}, {"label", "score"}});
     response.push_back(std::move(labels));
   }
   return single ? response.at(0).dump() : response.dump();
@@ -361,8 +350,8 @@ std::string ServeApi::tei_embed(const std::string& body) const {
   const bool normalized = bool_field(request, "normalize", true);
   bool_field(request, "truncate", true);
   OutputRecord response = OutputRecord::array();
-  for (const OutputRecord& output : embeddings(texts, "inputs")) {
-    std::vector<float> vector = dense_of(output);
+  for (const Embedding& embedding : embeddings(texts, "inputs")) {
+    std::vector<float> vector = embedding_part(embedding.dense, "dense");
     if (normalized) normalize(vector);
     response.push_back(vector);
   }
@@ -376,23 +365,11 @@ std::string ServeApi::tei_embed_sparse(const std::string& body) const {
       texts_field(request, "inputs", config_.serve.max_client_batch_size, true);
   bool_field(request, "truncate", true);
   OutputRecord response = OutputRecord::array();
-  for (const OutputRecord& output : embeddings(texts, "inputs")) {
-    const auto sparse = output.find("sparse");
-    if (sparse == output.end()) {
-      throw ApiError(400,
-                     "this server's embeddings have no sparse weights: start it with a BGE-M3 "
-                     "config whose model.options.outputs includes sparse");
-    }
+  for (const Embedding& embedding : embeddings(texts, "inputs")) {
+    const SparseVector& sparse = embedding_part(embedding.sparse, "sparse");
     std::vector<std::pair<int64_t, float>> weights;
-    for (const auto& [key, weight] : sparse->items()) {
-      char* end = nullptr;
-      const long long id = std::strtoll(key.c_str(), &end, 10);
-      if (*end != '\0') {
-        throw ApiError(400,
-                       "sparse weights are keyed by token text (model.options.sparse_tokens: "
-                       "true); /embed_sparse gives token ids: start the server without it");
-      }
-      weights.emplace_back(id, weight.get<float>());
+    for (size_t i = 0; i < sparse.ids.size(); ++i) {
+      weights.emplace_back(sparse.ids[i], sparse.weights[i]);
     }
     std::sort(weights.begin(), weights.end());
     OutputRecord items = OutputRecord::array();
@@ -420,10 +397,10 @@ std::string ServeApi::openai_embeddings(const std::string& body) const {
     }
   }
   int64_t tokens = 0;
-  const std::vector<OutputRecord> outputs = embeddings(texts, "input", &tokens);
+  const std::vector<Embedding> outputs = embeddings(texts, "input", &tokens);
   OutputRecord data = OutputRecord::array();
   for (size_t i = 0; i < outputs.size(); ++i) {
-    const std::vector<float> vector = dense_of(outputs[i]);
+    const std::vector<float>& vector = embedding_part(outputs[i].dense, "dense");
     if (const auto dimensions = request.find("dimensions");
         dimensions != request.end() && !dimensions->is_null() &&
         (!dimensions->is_number_integer() ||

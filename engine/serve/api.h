@@ -62,12 +62,12 @@ class ServeApi {
   // The scores of `documents` for `query`, in document order.
   std::vector<float> scores(const std::string& query, const std::vector<std::string>& documents,
                             const std::string& field) const;
-  // The embed output line of each text ({"dense"?, "sparse"?, "colbert"?}).
-  // `tokens`, when given, gets the tokens of the sequences the model ran, special ones included.
-  std::vector<OutputRecord> embeddings(const std::vector<std::string>& texts,
-                                       const std::string& field, int64_t* tokens = nullptr) const;
-  // Plans, queues, waits and finishes `records`: one output line each.
-  std::vector<OutputRecord> run(const std::vector<TaskRecord>& records, const std::string& field,
+  // The embedding of each text. `tokens`, when given, gets the tokens of the sequences the model
+  // ran, special ones included.
+  std::vector<Embedding> embeddings(const std::vector<std::string>& texts,
+                                    const std::string& field, int64_t* tokens = nullptr) const;
+  // Plans, queues, waits and finishes `records`: one result each.
+  std::vector<RecordResult> run(const std::vector<TaskRecord>& records, const std::string& field,
                                 int64_t* tokens = nullptr) const;
   void require(TaskKind kind, const char* route) const;
 

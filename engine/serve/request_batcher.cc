@@ -4,9 +4,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/batching/length_bucketer.h"
-#include "engine/jobs/batch_job.h"
-
 namespace engine {
 namespace {
 
@@ -20,20 +17,19 @@ double seconds_since(std::chrono::steady_clock::time_point start,
 RequestBatcher::RequestBatcher(const Config& config, FamilyAdapter& adapter, DeviceMemory& memory,
                                BatchObserver& observer)
     : config_(config),
-      adapter_(adapter),
-      memory_(memory),
       observer_(observer),
-      limits_(batch_limits(config)),
-      controller_(memory_budget(config.memory, memory)),
-      cache_(config.memory, memory),
-      runner_(adapter, memory, controller_, cache_, limits_),
+      stage_(config, adapter, memory),
+      // A round is about as many tokens as the bucketer can cut into a few full batches: enough to
+      // batch many small requests, little enough that a request arriving now waits one round at
+      // most.
+      round_tokens_(4 * stage_.limits().max_tokens),
       model_thread_([this] { loop(); }) {}
 
 RequestBatcher::~RequestBatcher() { stop(); }
 
 void RequestBatcher::warm_up() {
   // The model thread runs nothing until a request comes; none comes before the server is ready.
-  engine::warm_up(config_.task, adapter_, runner_, limits_, memory_);
+  stage_.warm_up();
 }
 
 std::optional<std::future<BatchOutcome>> RequestBatcher::submit(
@@ -90,19 +86,16 @@ std::vector<RequestBatcher::Request> RequestBatcher::next_round() {
   std::unique_lock<std::mutex> lock(mutex_);
   arrived_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
   if (queue_.empty()) return {};
-  // A round is about as many tokens as the bucketer can cut into a few full batches: enough to
-  // batch many small requests, little enough that a request arriving now waits one round at most.
-  const int64_t round_tokens = 4 * limits_.max_tokens;
   const auto deadline =
       queue_.front().arrived +
       std::chrono::microseconds(static_cast<int64_t>(config_.serve.max_wait_ms * 1000));
-  while (!stopping_ && queued_tokens_ < round_tokens &&
+  while (!stopping_ && queued_tokens_ < round_tokens_ &&
          arrived_.wait_until(lock, deadline) != std::cv_status::timeout) {
   }
   std::vector<Request> round;
   int64_t tokens = 0;
   while (!queue_.empty()) {
-    if (!round.empty() && tokens + queue_.front().tokens > round_tokens) break;
+    if (!round.empty() && tokens + queue_.front().tokens > round_tokens_) break;
     tokens += queue_.front().tokens;
     queued_tokens_ -= queue_.front().tokens;
     queued_sequences_ -= queue_.front().sequences.size();
@@ -132,44 +125,32 @@ void RequestBatcher::loop() {
 
 void RequestBatcher::run_round(std::vector<Request>& round) {
   const auto start = std::chrono::steady_clock::now();
-  // Every sequence of the round, with where its result goes.
-  std::vector<std::pair<size_t, size_t>> where;  // (request, sequence)
-  std::vector<size_t> lengths;
-  std::vector<BatchOutcome> outcomes(round.size());
-  for (size_t r = 0; r < round.size(); ++r) {
-    outcomes[r].results.resize(round[r].sequences.size());
-    outcomes[r].errors.resize(round[r].sequences.size());
-    for (size_t s = 0; s < round[r].sequences.size(); ++s) {
-      where.emplace_back(r, s);
-      lengths.push_back(round[r].sequences[s]->size());
-    }
+  std::vector<const Encoding*> sequences;
+  for (const Request& request : round) {
+    sequences.insert(sequences.end(), request.sequences.begin(), request.sequences.end());
   }
-  for (const BatchPlan& plan : cut_batches(lengths, limits_)) {
-    std::vector<const Encoding*> batch;
-    for (size_t index : plan.indices) {
-      const auto [r, s] = where[index];
-      batch.push_back(round[r].sequences[s]);
-    }
-    const auto batch_start = std::chrono::steady_clock::now();
-    BatchOutcome outcome = runner_.run(batch);
-    observer_.on_batch(batch.size(), plan.real_tokens, plan.padded_tokens(),
-                       seconds_since(batch_start, std::chrono::steady_clock::now()));
-    for (size_t i = 0; i < batch.size(); ++i) {
-      const auto [r, s] = where[plan.indices[i]];
-      outcomes[r].results[s] = std::move(outcome.results[i]);
-      outcomes[r].errors[s] = std::move(outcome.errors[i]);
-    }
-  }
-  cache_.after_request();
+  BatchOutcome all = stage_.run(sequences, [&](const BatchReport& batch) {
+    observer_.on_batch(batch.sequences, batch.real_tokens, batch.padded_tokens, batch.seconds);
+  });
+  stage_.after_request();
   const auto end = std::chrono::steady_clock::now();
   {
     const std::lock_guard<std::mutex> lock(mutex_);
-    stats_ = runner_.stats();
-    cache_emptied_ = cache_.times_emptied();
+    stats_ = stage_.stats();
+    cache_emptied_ = stage_.cache_emptied();
   }
-  for (size_t r = 0; r < round.size(); ++r) {
-    observer_.on_request(seconds_since(round[r].arrived, start), seconds_since(start, end));
-    round[r].answer.set_value(std::move(outcomes[r]));
+  size_t next = 0;
+  for (Request& request : round) {
+    BatchOutcome outcome;
+    const auto first = static_cast<long>(next);
+    const auto last = static_cast<long>(next + request.sequences.size());
+    outcome.results.assign(std::make_move_iterator(all.results.begin() + first),
+                           std::make_move_iterator(all.results.begin() + last));
+    outcome.errors.assign(std::make_move_iterator(all.errors.begin() + first),
+                          std::make_move_iterator(all.errors.begin() + last));
+    next += request.sequences.size();
+    observer_.on_request(seconds_since(request.arrived, start), seconds_since(start, end));
+    request.answer.set_value(std::move(outcome));
   }
 }
 

@@ -1,11 +1,11 @@
-// Requests from many clients, batched together for the model: the same length bucketing under the
-// token budget (batching/length_bucketer.h), the same GuardedRunner (budget splits, out-of-memory
-// split and retry, so every request gets its answer) and the same cache policy as a batch job,
-// on one model thread. A request is queued whole; the model thread waits at most
-// serve.max_wait_ms after the oldest queued request for others to join it, then takes requests
-// in arrival order up to a round of work, cuts their sequences into batches, runs them and answers
-// each request. The queue is bounded (serve.max_queue_sequences): a request that would pass it is
-// refused at once rather than waiting behind an unbounded queue.
+// Requests from many clients, batched together for the model: the batch job's own model stage
+// (jobs/model_stage.h: length bucketing under the token budget, budget splits, out-of-memory
+// split and retry, so every request gets its answer, and the cache policy), on one model thread. A
+// request is queued whole; the model thread waits at most serve.max_wait_ms after the oldest queued
+// request for others to join it, then takes requests in arrival order up to a round of work, cuts
+// their sequences into batches, runs them and answers each request. The queue is bounded
+// (serve.max_queue_sequences): a request that would pass it is refused at once rather than waiting
+// behind an unbounded queue.
 #pragma once
 
 #include <chrono>
@@ -20,9 +20,7 @@
 #include <vector>
 
 #include "engine/config/config.h"
-#include "engine/jobs/guarded_runner.h"
-#include "engine/memory/batch_controller.h"
-#include "engine/memory/cache_policy.h"
+#include "engine/jobs/model_stage.h"
 #include "engine/runtime/family_adapter.h"
 
 namespace engine {
@@ -44,7 +42,7 @@ class RequestBatcher {
                  BatchObserver& observer);
   ~RequestBatcher();  // stop()
 
-  // Runs the longest shape the family makes once (batch_job.h warm_up), on the calling thread,
+  // Runs the longest shape the family makes once (ModelStage::warm_up), on the calling thread,
   // before the server reports ready.
   void warm_up();
 
@@ -75,13 +73,9 @@ class RequestBatcher {
   void run_round(std::vector<Request>& round);
 
   const Config& config_;
-  FamilyAdapter& adapter_;
-  DeviceMemory& memory_;
   BatchObserver& observer_;
-  BatchLimits limits_;
-  BatchController controller_;
-  CachePolicy cache_;
-  GuardedRunner runner_;
+  ModelStage stage_;
+  const int64_t round_tokens_;
 
   mutable std::mutex mutex_;
   std::condition_variable arrived_;

@@ -17,7 +17,6 @@ namespace {
 
 using engine::check;
 using engine::ConfigError;
-using engine::OutputRecord;
 using engine::SequenceResult;
 using engine::TaskKind;
 
@@ -73,8 +72,8 @@ class BgeM3Adapter : public engine::TextEmbeddingAdapter {
   float pair_score(const engine::PlannedSequence& query_plan, const SequenceResult& query,
                    const engine::PlannedSequence& passage_plan,
                    const SequenceResult& passage) const override;
-  void write_embedding(const engine::PlannedSequence& planned, const SequenceResult& result,
-                       OutputRecord& output) const override;
+  engine::Embedding embedding(const engine::PlannedSequence& planned,
+                              const SequenceResult& result) const override;
 
   std::string describe() const override {
     if (task_.kind == TaskKind::kEmbed) {
@@ -205,26 +204,27 @@ float BgeM3Adapter::pair_score(const engine::PlannedSequence& query_plan,
   return (weights_[2] * colbert() + weights_[1] * sparse() + weights_[0] * dense()) / total;
 }
 
-void BgeM3Adapter::write_embedding(const engine::PlannedSequence& planned,
-                                   const SequenceResult& result, OutputRecord& output) const {
-  if (wanted_.dense) output["dense"] = result.vector;
+engine::Embedding BgeM3Adapter::embedding(const engine::PlannedSequence& planned,
+                                          const SequenceResult& result) const {
+  engine::Embedding embedding;
+  if (wanted_.dense) embedding.dense = result.vector;
   if (wanted_.sparse) {
-    OutputRecord sparse = OutputRecord::object();
+    engine::SparseVector& sparse = embedding.sparse.emplace();
     for (const auto& [id, weight] : lexical(planned, result)) {
-      sparse[sparse_tokens_ ? bundle_.tokenizer->id_to_piece(id) : std::to_string(id)] = weight;
+      sparse.ids.push_back(id);
+      sparse.weights.push_back(weight);
+      if (sparse_tokens_) sparse.tokens.push_back(bundle_.tokenizer->id_to_piece(id));
     }
-    output["sparse"] = std::move(sparse);
   }
   if (wanted_.colbert) {
-    OutputRecord rows = OutputRecord::array();
-    const auto hidden = result.vector.size();
-    for (size_t start = 0; start < result.token_vectors.size(); start += hidden) {
-      rows.push_back(
-          std::vector<float>(result.token_vectors.begin() + static_cast<long>(start),
-                             result.token_vectors.begin() + static_cast<long>(start + hidden)));
+    auto& rows = embedding.multi_vector.emplace();
+    const auto hidden = static_cast<long>(result.vector.size());
+    for (auto start = result.token_vectors.begin(); start != result.token_vectors.end();
+         start += hidden) {
+      rows.emplace_back(start, start + hidden);
     }
-    output["colbert"] = std::move(rows);
   }
+  return embedding;
 }
 
 }  // namespace

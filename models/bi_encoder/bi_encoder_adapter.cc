@@ -16,7 +16,6 @@ namespace {
 
 using engine::check;
 using engine::ConfigError;
-using engine::OutputRecord;
 using engine::SequenceResult;
 
 // PyTorch's cosine_similarity clamps each norm at this.
@@ -74,9 +73,11 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
     return cosine(query.vector, passage.vector);
   }
 
-  void write_embedding(const engine::PlannedSequence&, const SequenceResult& result,
-                       OutputRecord& output) const override {
-    output["dense"] = result.vector;
+  engine::Embedding embedding(const engine::PlannedSequence&,
+                              const SequenceResult& result) const override {
+    engine::Embedding embedding;
+    embedding.dense = result.vector;
+    return embedding;
   }
 
   std::string describe() const override {

@@ -347,6 +347,24 @@ class EmbeddingServingTest(unittest.TestCase):
                 self.assertAlmostEqual(item["value"], expected[str(item["index"])],
                                        delta=TOLERANCE)
 
+    def test_what_the_server_answers_comes_from_the_result_not_from_the_output_line(self):
+        # Sparse weights keyed by token text in the job's lines still answer /embed_sparse by
+        # token id, and a representation the model does not compute is a 400 naming the option.
+        server = Server(self.work, "sparse-only", config("m3_tiny", "embed"),
+                        ["--set", "model.options.outputs=sparse",
+                         "--set", "model.options.sparse_tokens=true"])
+        try:
+            sparse = httpx.post(server.url + "/embed_sparse",
+                                json={"inputs": self.texts[:3]}).json()
+            for got, expected in zip(sparse, self.sparse):
+                self.assertEqual({str(item["index"]) for item in got}, set(expected))
+            dense = httpx.post(server.url + "/embed", json={"inputs": self.texts[:1]})
+            self.assertEqual(dense.status_code, 400)
+            self.assertIn("no dense output", dense.json()["error"])
+            self.assertIn("model.options.outputs", dense.json()["error"])
+        finally:
+            self.assertEqual(server.stop(), 0)
+
     def test_openai_errors_come_in_openai_shape(self):
         response = httpx.post(self.url + "/v1/embeddings", json={"input": [[1, 2, 3]]})
         self.assertEqual(response.status_code, 422)

@@ -39,9 +39,11 @@ class CountingAdapter : public FamilyAdapter {
       results[i].score = static_cast<float>(batch[i]->size());
     return results;
   }
-  OutputRecord finish(const TaskRecord& record, const std::vector<PlannedSequence>&,
+  RecordResult finish(const TaskRecord&, const std::vector<PlannedSequence>&,
                       const std::vector<SequenceResult>& results) const override {
-    return score_output(record, results[0].score);
+    RecordResult result;
+    result.scores.push_back(results[0].score);
+    return result;
   }
   std::string describe() const override { return "counts tokens"; }
 
@@ -81,6 +83,37 @@ class BatchPipelineTest : public ::testing::Test {
   CountingAdapter adapter_;
   std::unique_ptr<DeviceMemory> memory_ = make_host_memory(0);
 };
+
+// The model stage a job and the server share: results come back in the order given, whatever
+// order the length sort ran them in, and each batch is reported once with its tokens.
+TEST_F(BatchPipelineTest, TheModelStageAnswersInTheOrderGivenAndReportsEachBatch) {
+  config_.batching.max_batch_size = 3;
+  ModelStage stage(config_, adapter_, *memory_);
+  std::vector<Encoding> encodings;
+  for (size_t length : {2, 9, 4, 7, 1, 9, 3})
+    encodings.push_back({std::vector<int64_t>(length, 1), {}});
+  std::vector<const Encoding*> sequences;
+  for (const Encoding& encoding : encodings) sequences.push_back(&encoding);
+  std::vector<BatchReport> reports;
+  const BatchOutcome outcome =
+      stage.run(sequences, [&](const BatchReport& report) { reports.push_back(report); });
+  ASSERT_EQ(outcome.results.size(), encodings.size());
+  for (size_t i = 0; i < encodings.size(); ++i) {
+    EXPECT_EQ(outcome.errors[i], "");
+    EXPECT_EQ(outcome.results[i].score, static_cast<float>(encodings[i].size())) << i;
+  }
+  ASSERT_EQ(reports.size(), 3u);  // 7 sequences, at most 3 a batch
+  size_t sequences_reported = 0, real_tokens = 0;
+  for (const BatchReport& report : reports) {
+    sequences_reported += report.sequences;
+    real_tokens += report.real_tokens;
+    EXPECT_GE(report.padded_tokens, report.real_tokens);
+    EXPECT_GT(report.seconds, 0.0);
+  }
+  EXPECT_EQ(sequences_reported, 7u);
+  EXPECT_EQ(real_tokens, 35u);
+  EXPECT_EQ(stage.stats().forward_passes, 3);
+}
 
 TEST_F(BatchPipelineTest, EveryLineComesOutOnceInInputOrder) {
   const JobSummary summary = run_batch_job(config_, adapter_, *memory_, part_);

@@ -199,7 +199,7 @@ class TightAdapter : public FamilyAdapter {
       results[i].score = static_cast<float>(batch[i]->size());
     return results;
   }
-  OutputRecord finish(const TaskRecord&, const std::vector<PlannedSequence>&,
+  RecordResult finish(const TaskRecord&, const std::vector<PlannedSequence>&,
                       const std::vector<SequenceResult>&) const override {
     return {};
   }

@@ -22,9 +22,9 @@ std::pair<std::string, nlohmann::json> error_of(const std::string& line, TaskKin
 
 TEST(RecordsTest, ParsesRerankRecordsWithBareAndNamedPassages) {
   nlohmann::json id;
-  TaskRecord record = parse_record(
-      R"({"id": "q1", "query": "panda", "passages": ["a", {"id": 7, "text": "b"}]})",
-      TaskKind::kRerank, id);
+  TaskRecord record =
+      parse_record(R"({"id": "q1", "query": "panda", "passages": ["a", {"id": 7, "text": "b"}]})",
+                   TaskKind::kRerank, id);
   EXPECT_EQ(id, "q1");
   EXPECT_EQ(record.query, "panda");
   ASSERT_EQ(record.passages.size(), 2u);
@@ -72,8 +72,8 @@ TEST(RecordsTest, EachBadRecordSaysWhatIsWrong) {
 }
 
 TEST(RecordsTest, ErrorRecordsKeepTheIdWhenKnown) {
-  auto [message, id] = error_of(R"({"id": "q9", "query": 1, "passages": ["a"]})",
-                                TaskKind::kRerank);
+  auto [message, id] =
+      error_of(R"({"id": "q9", "query": 1, "passages": ["a"]})", TaskKind::kRerank);
   EXPECT_EQ(id, "q9");
   EXPECT_EQ(error_record(4, id, message).dump(),
             R"({"line":4,"id":"q9","error":"\"query\" must be a string, found number"})");
@@ -103,6 +103,41 @@ TEST(RecordsTest, NanScoresSortLast) {
   EXPECT_EQ(output["results"][2]["index"], 0);
 }
 
+TEST(RecordsTest, AnEmbeddingIsWrittenWithWhatItHoldsSparseByIdOrByToken) {
+  nlohmann::json id;
+  const TaskRecord record = parse_record(R"({"id": "e1", "text": "x"})", TaskKind::kEmbed, id);
+  Embedding embedding;
+  embedding.dense = std::vector<float>{0.5f, -1.0f};
+  embedding.sparse = SparseVector{{830, 4}, {0.25f, 0.5f}, {}};
+  embedding.multi_vector = std::vector<std::vector<float>>{{1.0f, 2.0f}, {3.0f, 4.0f}};
+  EXPECT_EQ(embedding_output(record, embedding).dump(),
+            R"({"id":"e1","dense":[0.5,-1.0],"sparse":{"830":0.25,"4":0.5},)"
+            R"("colbert":[[1.0,2.0],[3.0,4.0]]})");
+  embedding.dense.reset();
+  embedding.multi_vector.reset();
+  embedding.sparse->tokens = {"▁river", "s"};
+  EXPECT_EQ(embedding_output(record, embedding).dump(),
+            R"({"id":"e1","sparse":{"▁river":0.25,"s":0.5}})");
+}
+
+TEST(RecordsTest, TheOutputLineFollowsTheTaskAndRefusesAResultOfAnotherShape) {
+  nlohmann::json id;
+  const TaskRecord rerank =
+      parse_record(R"({"id": 3, "query": "x", "passages": ["a", "b"]})", TaskKind::kRerank, id);
+  TaskConfig task;
+  task.kind = TaskKind::kRerank;
+  task.top_k = 1;
+  RecordResult result;
+  result.scores = {0.5f, 1.5f};
+  EXPECT_EQ(output_line(rerank, result, task).dump(),
+            R"({"id":3,"results":[{"index":1,"score":1.5}]})");
+  result.scores = {0.5f};
+  EXPECT_THROW(output_line(rerank, result, task), std::logic_error);
+  task.kind = TaskKind::kEmbed;
+  EXPECT_THROW(output_line(rerank, result, task), std::logic_error);
+  EXPECT_EQ(best_first({0.25f, NAN, 2.0f, 0.25f}), (std::vector<size_t>{2, 0, 3, 1}));
+}
+
 TEST(RecordsTest, ScoresAreWrittenAsTheShortestExactFloat) {
   EXPECT_EQ(score_value(0.1f).dump(), "0.1");
   EXPECT_EQ(score_value(-0.010565657f).dump(), "-0.010565657");
@@ -111,8 +146,8 @@ TEST(RecordsTest, ScoresAreWrittenAsTheShortestExactFloat) {
     EXPECT_EQ(static_cast<float>(score_value(score).get<double>()), score) << score;
   }
   nlohmann::json id;
-  TaskRecord record = parse_record(R"({"id": 12, "text_a": "x", "text_b": "y"})",
-                                   TaskKind::kScore, id);
+  TaskRecord record =
+      parse_record(R"({"id": 12, "text_a": "x", "text_b": "y"})", TaskKind::kScore, id);
   EXPECT_EQ(score_output(record, 0.5f).dump(), R"({"id":12,"score":0.5})");
 }
 

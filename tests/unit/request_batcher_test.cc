@@ -29,7 +29,7 @@ class EchoAdapter : public FamilyAdapter {
       results[i].score = static_cast<float>(batch[i]->ids[0]);
     return results;
   }
-  OutputRecord finish(const TaskRecord&, const std::vector<PlannedSequence>&,
+  RecordResult finish(const TaskRecord&, const std::vector<PlannedSequence>&,
                       const std::vector<SequenceResult>&) const override {
     return {};
   }
