@@ -15,3 +15,4 @@ export_tiny cross_encoder bge-reranker-tiny
 export_tiny bge_m3 bge-m3-tiny
 export_tiny structbert structbert-tiny
 export_tiny llm_reranker llm-reranker-tiny
+export_tiny embedder embedder-tiny

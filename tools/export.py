@@ -2,7 +2,7 @@
 """Export a model checkpoint into an engine bundle (model.pt + engine.json + tokenizer).
 
 Usage:
-  python tools/export.py --family cross_encoder --checkpoint DIR --out BUNDLE_DIR [--max-length N]
+  python tools/export.py --checkpoint DIR --out BUNDLE_DIR [--family F] [--max-length N]
   python tools/export.py --family cross_encoder --tiny --out BUNDLE_DIR [--seed N]
                          [--tiny-checkpoint-dir DIR]
   python tools/export.py --family structbert (--checkpoint DIR | --tiny) --out BUNDLE_DIR
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import json
 import sys
 import time
 from pathlib import Path
@@ -39,8 +40,10 @@ def _families() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--family", required=True, choices=_families(),
-                        help="model family (a package under models/)")
+    parser.add_argument("--family", choices=_families(),
+                        help="model family (a package under models/); with --checkpoint it is "
+                             "worked out from the directory's files when left out "
+                             "(models/common/checkpoint_family.py)")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", type=Path, help="HF checkpoint directory (local)")
     src.add_argument("--tiny", action="store_true",
@@ -68,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shape", default=None,
                         help="with --tiny: a published model's sizes (the family's TINY_SHAPES)")
     parser.add_argument("--seed", type=int, default=0, help="seed for --tiny")
+    parser.add_argument("--tiny-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="with --tiny: a keyword of the family's write_tiny_checkpoint "
+                             "(e.g. embedder: pooling=mean, dense=0, architecture=bert); "
+                             "VALUE is read as JSON when it parses, else as a string")
     parser.add_argument("--tiny-checkpoint-dir", type=Path, default=None,
                         help="where --tiny writes its checkpoint (default: OUT/checkpoint)")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
@@ -78,12 +85,33 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--checkpoint {args.checkpoint}: not a directory")
         if not (args.checkpoint / "config.json").is_file():
             parser.error(f"--checkpoint {args.checkpoint}: no config.json (not a HF checkpoint)")
+    tiny_options = {}
+    for option in args.tiny_option:
+        key, sep, value = option.partition("=")
+        if not sep or not key:
+            parser.error(f"--tiny-option {option!r}: expected KEY=VALUE")
+        try:
+            tiny_options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            tiny_options[key] = value
+    if tiny_options and not args.tiny:
+        parser.error("--tiny-option only makes sense with --tiny")
     if args.tiny_checkpoint_dir is not None and not args.tiny:
         parser.error("--tiny-checkpoint-dir only makes sense with --tiny")
     if args.max_length is not None and args.max_length <= 0:
         parser.error("--max-length must be positive")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: exists and is not a directory")
+
+    if args.family is None:
+        if args.checkpoint is None:
+            parser.error("--tiny needs --family: say which family's tiny checkpoint to write")
+        from models.common.checkpoint_family import infer_family  # noqa: PLC0415
+        try:
+            args.family, why = infer_family(args.checkpoint)
+        except ValueError as e:
+            parser.error(str(e))
+        print(f"family: {args.family} ({why})")
 
     import torch  # after argument checks, so --help and usage errors stay fast
     torch.set_num_threads(max(1, args.threads))
@@ -107,8 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = args.checkpoint
     if args.tiny:
         checkpoint = args.tiny_checkpoint_dir or args.out / "checkpoint"
+        unknown = sorted(set(tiny_options) -
+                         set(inspect.signature(family.write_tiny_checkpoint).parameters))
+        if unknown and "kwargs" not in inspect.signature(family.write_tiny_checkpoint).parameters:
+            parser.error(f"--tiny-option {unknown[0]}: not a keyword of {args.family}'s "
+                         "write_tiny_checkpoint")
         family.write_tiny_checkpoint(checkpoint, seed=args.seed,
-                                     **(shapes[args.shape] if args.shape else {}))
+                                     **(shapes[args.shape] if args.shape else {}), **tiny_options)
         print(f"tiny checkpoint: {Path(checkpoint).resolve()} ({time.time() - t0:.1f}s)")
     try:
         kwargs = {} if args.kind is None else {"kind": args.kind}

@@ -16,13 +16,13 @@ TextEmbeddingAdapter::TextEmbeddingAdapter(const ModelBundle& bundle, const Task
 std::vector<PlannedSequence> TextEmbeddingAdapter::plan(const TaskRecord& record) const {
   const Tokenizer& tokenizer = *bundle_.tokenizer;
   const size_t room = static_cast<size_t>(task_.max_length) - tokenizer.special_token_count(false);
-  const auto encode = [&](std::string_view text) {
-    return tokenizer.build_single(tokenizer.encode(text, room));
+  const auto encode = [&](const std::string& prompt, const std::string& text) {
+    return tokenizer.build_single(tokenizer.encode(prompt.empty() ? text : prompt + text, room));
   };
   std::vector<PlannedSequence> sequences;
-  sequences.push_back({encode(record.query), kQuerySlot});
+  sequences.push_back({encode(query_prompt_, record.query), kQuerySlot});
   for (size_t i = 0; i < record.passages.size(); ++i) {
-    sequences.push_back({encode(record.passages[i].text), static_cast<int>(i)});
+    sequences.push_back({encode(passage_prompt_, record.passages[i].text), static_cast<int>(i)});
   }
   return sequences;
 }

@@ -4,6 +4,7 @@
 // passage's.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "engine/runtime/family_adapter.h"
@@ -33,6 +34,10 @@ class TextEmbeddingAdapter : public FamilyAdapter {
 
   const ModelBundle& bundle_;
   const TaskConfig& task_;
+  // Text put before the query (an embed record's text) and before each passage, as
+  // sentence-transformers' prompts are: joined to the text before it is tokenized.
+  std::string query_prompt_;
+  std::string passage_prompt_;
 };
 
 }  // namespace engine

@@ -4,6 +4,7 @@
 
 #include "engine/common/error.h"
 #include "engine/text/gemma_sentencepiece_tokenizer.h"
+#include "engine/text/tokenizer_json.h"
 #include "engine/text/wordpiece_tokenizer.h"
 #include "engine/text/xlmr_sentencepiece_tokenizer.h"
 
@@ -58,8 +59,8 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::st
       wordpiece.strip_accents = strip.is_null() ? -1 : strip.get<bool>() ? 1 : 0;
       wordpiece.tokenize_chinese_chars = options.value("tokenize_chinese_chars", true);
     } catch (const nlohmann::json::exception& error) {
-      throw ConfigError(fmt::format("WordPiece options of '{}' are malformed: {}", file,
-                                    error.what()));
+      throw ConfigError(
+          fmt::format("WordPiece options of '{}' are malformed: {}", file, error.what()));
     }
     return std::make_unique<WordPieceTokenizer>(file, wordpiece);
   }
@@ -68,9 +69,19 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& kind, const std::st
     check<ConfigError>(add_bos.is_boolean(), "the tokenizer's add_bos must be true or false");
     return std::make_unique<GemmaSentencePieceTokenizer>(file, add_bos.get<bool>());
   }
-  throw ConfigError(fmt::format("tokenizer kind '{}' is not supported by this engine; supported: "
-                                "xlmr_sentencepiece, wordpiece, gemma_sentencepiece",
-                                kind));
+  if (kind == "tokenizer_json") {
+    // The manifest's tokenizer object: kind and file are the engine's, the rest the tokenizer's.
+    nlohmann::json own = options;
+    if (own.is_object()) {
+      own.erase("kind");
+      own.erase("file");
+    }
+    return std::make_unique<TokenizerJson>(file, own);
+  }
+  throw ConfigError(
+      fmt::format("tokenizer kind '{}' is not supported by this engine; supported: "
+                  "xlmr_sentencepiece, wordpiece, gemma_sentencepiece, tokenizer_json",
+                  kind));
 }
 
 }  // namespace engine

@@ -1,6 +1,9 @@
-// Bi-encoders (StructBERT-style sentence vectors): each text is encoded alone, its vector is the
-// mean of the last hidden states over its real tokens, and a pair's score is the cosine of the two
-// vectors. Tasks: embed (the vector), score and rerank (cosine; the query encoded once).
+// Bi-encoders: each text is encoded alone into one vector, and a pair's score is the cosine (or,
+// when the bundle says so, the dot product) of the two. The vector is the graph's own sentence
+// embedding (pooling "graph": sentence-transformers directories, models/embedder/) or the mean of
+// the last hidden states over the real tokens (pooling "mean": StructBERT). The bundle's prompts
+// go before queries, passages and embedded texts as model.options names them. Tasks: embed (the
+// vector), score and rerank (the query encoded once).
 #pragma once
 
 #include <memory>

@@ -478,7 +478,8 @@ def spread_weights(model: nn.Module, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     for name, p in model.named_parameters():
         noise = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-        if "LayerNorm" in name and name.endswith("weight"):
+        # LayerNorm and RMSNorm scales (ModernBERT's norm, Qwen3's q_norm and layer norms).
+        if name.endswith("weight") and ("LayerNorm" in name or p.dim() == 1):
             p.copy_(1.0 + 0.1 * noise)
         elif name.endswith("bias"):
             p.copy_(0.1 * noise)

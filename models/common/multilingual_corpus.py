@@ -250,3 +250,77 @@ def sample_texts() -> list[str]:
         "<S> <PAD> < s > </ s>",
         "SELECT * FROM docs WHERE id = 7;",
     ]
+
+
+def tokenizer_json_texts() -> list[str]:
+    """Strings beyond ``sample_texts`` for the tokenizer.json reader's parity test.
+
+    They aim at the places where tokenizers' pipeline components differ: scripts and marks,
+    emoji sequences, control characters, whitespace runs, very long words, code, full-width
+    forms, case mappings, and literal special and added tokens (which the engine reads as text
+    when they are special).
+    """
+    letters = ("abcdefghijklmnopqrstuvwxyz" * 200)[:5000]
+    return [
+        # scripts and marks
+        "日本語のテキストと漢字、ひらがな、カタカナ。ｶﾀｶﾅも。",
+        "ㄱㄴㄷ 한글 \u1112\u1161\u11ab\u1100\u1173\u11af 한국어",
+        "น้ำ ก้อน ไม่ใช่ ภาษาไทยง่ายนิดเดียว",
+        "مَرْحَبًا بِكُمْ — שָׁלוֹם עֲלֵיכֶם",
+        "क्षत्रिय श्रीमान् द्वार हिन्दी॰ ज़िंदगी",
+        "می‌خواهم بروم، Persian ZWNJ",
+        "Z\u0324\u0354\u0367\u0311\u0313a\u0308\u0356\u032d\u0308\u0307l\u036e\u0312\u036bg\u030c\u0317\u035a\u031ao",
+        "\u0301leading mark and lone \u0308 marks",
+        "Ω K Å ﬀ ﬁ ﬂ ﬃ ﬄ 豈 更 車",
+        "ǅ ǈ ǋ titlecase, İstanbul ISTANBUL ıi İI",
+        "ΟΔΟΣ ὈΔΥΣΣΕΎΣ σς STRASSE Straße ẞ",
+        # emoji sequences
+        "👨\u200d👩\u200d👧\u200d👦 🏳️\u200d🌈 👩🏿\u200d🔬 family",
+        "👋🏻👋🏼👋🏽👋🏾👋🏿 skin tones",
+        "🇯🇵🇺🇸🇪🇺 🏴\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f flags",
+        "1️⃣ #️⃣ ☺︎ ☺️ keycaps and selectors a🏽",
+        # control characters and whitespace
+        "a\x00b\x01c\x07d\x1be\x7ff\x85g\u200eh\u202ei\ufeffj",
+        "\x00",
+        "null\x00byte\x00",
+        "a\t\tb\r\rc\n\n\nd",
+        "\r\n\r\n",
+        "a\r\nb\rc\nd",
+        "     ",
+        "\t",
+        "\n",
+        "word  \n  word\t \t",
+        "x\u2003\u2009y\u205fz\u3000\u3000w\u00a0\u00a0v",
+        " " * 300 + "spaces" + " " * 300,
+        "\ue000\uf8ff private \U000f0000 use \U000e0100 selectors",
+        "\ufffd replacement \ufffd\ufffd",
+        # long words
+        letters,
+        "1234567890" * 300,
+        "中文" * 1000,
+        "Ab1" * 700,
+        # URLs and code
+        "https://example.com/a/b?c=d&e=f#g ftp://user:pass@host:21/path www.test.de/Straße",
+        "for (int i = 0; i < n; ++i) { sum += a[i]; }",
+        "def f(x):\n    return x ** 2\n\n\tprint(f(3))",
+        "#include <vector>\nint main() { return 0; } // done",
+        "<script>alert('x')</script> x => x * 2 && y || z",
+        # full-width and numbers
+        "ＨＥＬＬＯ　ＷＯＲＬＤ！１２３ （括号）【方括号】「引号」",
+        "123456789 1,234,567.89 ١٢٣٤٥ ߁߂߃ 一二三 ⅠⅡⅢ ①②③ 3.14e-10 0x1F",
+        "I'm you're he's we've they'll I'd don't CAN'T WON'T It'S 's 're",
+        # literal special and added tokens
+        "<s>hello</s> <pad><unk><mask> </s></s>",
+        "[CLS] [SEP] [PAD] [MASK] [UNK] [CLS]x[SEP]",
+        "<|endoftext|>text<|endoftext|> <|im_start|>system\nYou are helpful.<|im_end|>",
+        "<|begin_of_text|>Hello<|end_of_text|> <|reserved_special_token_0|>",
+        "<think>plan it</think>answer <think> spaced </think>",
+        "<extra_id_0> fill <extra_id_1> in <extra_id_99>",
+        "|||IP_ADDRESS||| 1.2.3.4 |||EMAIL_ADDRESS|||",
+        "hello world Hello World HELLO WORLD helloworld",
+        "Straße strasse STRASSE Strasse",
+        "COVID COVID-19 COVIDs xCOVID (COVID) covid",
+        "<ent>Paris</ent> <ent>  spaced  </ent> a <ent> b",
+        "[NEW]token [NEW] token",
+        "<0x41><0xE4> ▁ ▁▁ _ Ġ Ċ ĠĠ",
+    ]

@@ -32,9 +32,17 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
     check<ConfigError>(label_ < num_labels_,
                        "model.options.label is {} but the model has {} labels", label_,
                        num_labels_);
-    // auto: FlagReranker's convention, the raw logit or its sigmoid with task.normalize.
-    activation_ = options_.activation == "auto" ? (task_.normalize ? "sigmoid" : "none")
-                                                : options_.activation;
+    // auto: the activation the bundle names (a CrossEncoder directory's, as its predict()
+    // applies it), else FlagReranker's convention: the raw logit, or its sigmoid with
+    // task.normalize.
+    activation_ = options_.activation;
+    if (activation_ == "auto") {
+      activation_ = manifest.document.value("activation", task_.normalize ? "sigmoid" : "none");
+      check<ConfigError>(
+          activation_ == "none" || activation_ == "sigmoid" || activation_ == "softmax",
+          "{}/engine.json: activation '{}' is not one of none, sigmoid, softmax",
+          manifest.directory, activation_);
+    }
     check<ConfigError>(task_.max_length <= manifest.max_positions,
                        "task.max_length is {} but the model has {} positions; set "
                        "task.max_length to at most {}",

@@ -1,9 +1,10 @@
-"""Export XLM-RoBERTa cross-encoder rerankers to an engine bundle.
+"""Export cross-encoder rerankers to an engine bundle.
 
-Supported checkpoints: BAAI/bge-reranker-base, -large, -v2-m3 and
-maidalun1020/bce-reranker-base_v1 (all XLMRobertaForSequenceClassification
-with the XLM-R SentencePiece tokenizer), plus a tiny random checkpoint of the
-same architecture for tests (``write_tiny_checkpoint``).
+XLM-R checkpoints with their sentencepiece model (BAAI/bge-reranker-base, -large, -v2-m3,
+maidalun1020/bce-reranker-base_v1), scored as FlagReranker scores them, here; any other
+sequence classifier of an encoder the exporters trace (BERT, ModernBERT, ...) with tokenizer.json
+or vocab.txt, scored as sentence-transformers' CrossEncoder.predict scores it, in published.py.
+Tiny random checkpoints of both for tests (``write_tiny_checkpoint``).
 
 A bundle directory contains:
   model.pt                 TorchScript trace: (input_ids, attention_mask,
@@ -57,7 +58,7 @@ TINY_SHAPES = {
 def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden: int = 32,
                           layers: int = 2, heads: int = 4, intermediate: int = 64,
                           max_positions: int = 512, num_labels: int = 1,
-                          table_rows: int = 0) -> Path:
+                          table_rows: int = 0, architecture: str = "xlm-roberta") -> Path:
     """Write a small random XLM-R cross-encoder checkpoint, laid out like the
     published ones (config.json, model.safetensors, sentencepiece.bpe.model,
     tokenizer.json, tokenizer_config.json, special_tokens_map.json).
@@ -66,7 +67,14 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 1000, hidden
     (<pad> and <mask> are added by the HF/fairseq mapping).  ``table_rows``
     makes the embedding table that large (a published model's 250002 rows)
     while the tokenizer stays small.
+
+    ``architecture`` bert or modernbert writes a CrossEncoder directory of that architecture
+    instead, with a tokenizer.json (published.py).
     """
+    if architecture != "xlm-roberta":
+        from models.cross_encoder.published import write_tiny_published  # noqa: PLC0415
+
+        return write_tiny_published(out_dir, seed, architecture, num_labels)
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spm_path = out / SPM_FILE
@@ -140,9 +148,12 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     ckpt = hf_checkpoint_dir(checkpoint_dir)
     out = Path(out_dir).resolve()
     spm_src = ckpt / SPM_FILE
-    if not spm_src.is_file():
-        raise FileNotFoundError(f"{ckpt}: no {SPM_FILE}; only XLM-R SentencePiece tokenizers "
-                                "are supported by the engine")
+    if not spm_src.is_file() or AutoConfig.from_pretrained(ckpt).model_type != "xlm-roberta":
+        # A CrossEncoder directory as published (tokenizer.json or vocab.txt): scored as
+        # CrossEncoder.predict scores it.
+        from models.cross_encoder.published import export_published  # noqa: PLC0415
+
+        return export_published(ckpt, out, max_length, dtype, model_format)
 
     model = _load_model(ckpt)
     cfg = model.config

@@ -157,7 +157,8 @@ TEST_F(CliTest, ShippedConfigsRunOnTheirFamiliesTinyBundles) {
       {"rerank.yaml", "xlmr_tiny", "sample_rerank.jsonl"},
       {"bge-m3.yaml", "m3_tiny", "sample_embed.jsonl"},
       {"similarity.yaml", "sbert_tiny", "sample_similarity.jsonl"},
-      {"llm-rerank.yaml", "llm_tiny", "sample_rerank.jsonl"}};
+      {"llm-rerank.yaml", "llm_tiny", "sample_rerank.jsonl"},
+      {"embed.yaml", "st_bert_tiny", "sample_embed.jsonl"}};
   const std::string source = ENGINE_SOURCE_DIR;
   for (const auto& [config, bundle, input] : shipped) {
     const auto result = engine("--config " + source + "/configs/" + config +

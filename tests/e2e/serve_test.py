@@ -376,6 +376,26 @@ class EmbeddingServingTest(unittest.TestCase):
         self.assertEqual(rerank.status_code, 404)
 
 
+class PublishedEmbedderServingTest(unittest.TestCase):
+    def test_a_qwen3_embedder_directory_serves_what_the_batch_job_writes(self):
+        # Exported from its sentence-transformers directory with no --family
+        # (tests/e2e/embedder_parity_test.cc holds the job to sentence-transformers).
+        work = tempfile.mkdtemp(prefix="serve-embedder-")
+        texts = ["the river city market", "北京 上海", "Straße groß schön", "x"]
+        expected = [o["dense"] for o in run_job(work, "embedder", "st_qwen3_tiny", "embed",
+                                                 [{"text": t} for t in texts])]
+        server = Server(work, "embedder", config("st_qwen3_tiny", "embed"))
+        try:
+            client = openai.OpenAI(api_key="unused", base_url=server.url + "/v1", max_retries=0)
+            response = client.embeddings.create(model="qwen3-tiny", input=texts)
+            for item, want in zip(response.data, expected):
+                self.assertEqual(len(item.embedding), len(want))
+                for got, value in zip(item.embedding, want):
+                    self.assertAlmostEqual(got, value, delta=TOLERANCE)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
 class LlmRerankerServingTest(unittest.TestCase):
     def test_llm_reranker_scores_equal_the_batch_job(self):
         work = tempfile.mkdtemp(prefix="serve-llm-")

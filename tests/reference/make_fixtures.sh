@@ -42,6 +42,40 @@ $PY tests/reference/structbert_reference.py --checkpoint "$OUT/sbert_tiny/checkp
 $PY tools/export.py --family llm_reranker --tiny --out "$OUT/llm_tiny"
 $PY tests/reference/llm_reranker_reference.py --checkpoint "$OUT/llm_tiny/checkpoint" \
   --out "$OUT/llm_reranker_256.json" --max-length 256
+# tokenizer.json of every model type, trained on the spot with tokenizers' own trainers or converted
+# by transformers, and tokenizers' ids on a multilingual set (tests/unit/tokenizer_json_test.cc).
+$PY tests/reference/tokenizer_json_reference.py --out "$OUT/tokenizer_json"
+# Published embedder directories (sentence-transformers layout), made by sentence-transformers
+# itself: BERT with CLS pooling, Dense, Normalize and prompts, through tokenizer.json, exported a
+# second time without --family (the family from modules.json); and BERT with mean pooling and only
+# vocab.txt. SentenceTransformer.encode and .similarity on each are the references.
+$PY tools/export.py --family embedder --tiny --out "$OUT/st_bert_tiny"
+$PY tools/export.py --checkpoint "$OUT/st_bert_tiny/checkpoint" --out "$OUT/st_bert_tiny"
+$PY tests/reference/embedder_reference.py --checkpoint "$OUT/st_bert_tiny/checkpoint" \
+  --out "$OUT/embedder_st_bert.json" --max-length 128
+$PY tools/export.py --family embedder --tiny --seed 1 --tiny-option pooling=mean \
+  --tiny-option dense=0 --tiny-option tokenizer_json=false --out "$OUT/st_bert_vocab_tiny"
+$PY tests/reference/embedder_reference.py --checkpoint "$OUT/st_bert_vocab_tiny/checkpoint" \
+  --out "$OUT/embedder_st_bert_vocab.json" --max-length 128
+# ModernBERT (mean pooling, local and global attention layers) and Qwen3-Embedding (a decoder,
+# last-token pooling, its query instruction) laid out the same way, with byte-level BPE
+# tokenizer.json files trained on the spot.
+for architecture in modernbert qwen3; do
+  $PY tools/export.py --family embedder --tiny --tiny-option architecture=$architecture \
+    --out "$OUT/st_${architecture}_tiny"
+  $PY tests/reference/embedder_reference.py --checkpoint "$OUT/st_${architecture}_tiny/checkpoint" \
+    --out "$OUT/embedder_st_${architecture}.json" --max-length 128
+done
+# CrossEncoder directories (BERT, ModernBERT; tokenizer.json), saved by sentence-transformers'
+# CrossEncoder itself and exported again without --family; CrossEncoder.predict as reference.
+for architecture in bert modernbert; do
+  $PY tools/export.py --family cross_encoder --tiny --tiny-option architecture=$architecture \
+    --out "$OUT/ce_${architecture}_tiny"
+  $PY tools/export.py --checkpoint "$OUT/ce_${architecture}_tiny/checkpoint" \
+    --out "$OUT/ce_${architecture}_tiny"
+  $PY tests/reference/cross_encoder_reference.py --checkpoint "$OUT/ce_${architecture}_tiny/checkpoint" \
+    --pairs "$OUT/pairs.jsonl" --out "$OUT/cross_encoder_${architecture}.json" --max-length 128
+done
 # BGE-M3 and the LLM reranker traced in bf16 (tools/export.py --dtype: graph_dtype bfloat16).
 $PY tools/export.py --family bge_m3 --checkpoint "$OUT/m3_tiny/checkpoint" \
   --out "$OUT/m3_tiny_bf16" --dtype bf16
@@ -60,4 +94,6 @@ $PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoi
 # on each against models/common/manifest.schema.json (the engine's validator must agree).
 $PY tests/reference/manifest_schema_cases.py --out "$OUT/manifest_schema_cases.json" --bundles \
   "$OUT"/xlmr_tiny "$OUT"/xlmr_tiny_int8 "$OUT"/xlmr_tiny_bf16 "$OUT"/m3_tiny "$OUT"/m3_tiny_bf16 \
-  "$OUT"/sbert_tiny "$OUT"/sbert_tiny_bi "$OUT"/llm_tiny "$OUT"/llm_tiny_bf16 "$OUT"/xlmr_tiny_aoti
+  "$OUT"/sbert_tiny "$OUT"/sbert_tiny_bi "$OUT"/llm_tiny "$OUT"/llm_tiny_bf16 "$OUT"/xlmr_tiny_aoti \
+  "$OUT"/st_bert_tiny "$OUT"/st_bert_vocab_tiny "$OUT"/st_modernbert_tiny "$OUT"/st_qwen3_tiny \
+  "$OUT"/ce_bert_tiny "$OUT"/ce_modernbert_tiny

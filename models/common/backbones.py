@@ -1,0 +1,44 @@
+"""The architectures the encoder exporters trace (models/embedder, models/cross_encoder's
+published path), by config.json's model_type: the one place that knows how to trace each.
+
+Adding an architecture that transformers' AutoModel classes load is one entry here, and a tiny
+checkpoint for its parity test (docs/adding-a-model.md).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Backbone:
+    token_types: bool = False      # its forward takes token_type_ids
+    causal: bool = False           # a decoder: the graph builds its causal and padding mask
+    attention: str = "sdpa"        # transformers' attn_implementation the trace is checked with
+    position_offset: bool = False  # RoBERTa-style: positions start after the pad id
+
+
+BACKBONES = {
+    "bert": Backbone(token_types=True),
+    "xlm-roberta": Backbone(token_types=True, position_offset=True),
+    "roberta": Backbone(token_types=True, position_offset=True),
+    "modernbert": Backbone(attention="eager"),
+    "qwen3": Backbone(causal=True),
+    "qwen2": Backbone(causal=True),
+}
+
+
+def backbone_kind(directory: Path) -> str:
+    """config.json's model_type, when BACKBONES has it; else ValueError naming what is."""
+    path = Path(directory) / "config.json"
+    try:
+        with open(path, encoding="utf-8") as file:
+            model_type = json.load(file).get("model_type")
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if model_type not in BACKBONES:
+        raise ValueError(f"{path}: model_type {model_type!r} is not an architecture these "
+                         f"exporters trace (supported: {sorted(BACKBONES)})")
+    return model_type
