@@ -95,6 +95,11 @@ TaskRecord parse_record(const std::string& line, TaskKind kind, nlohmann::json& 
   if (kind == TaskKind::kEmbed) {
     check<RecordError>(object.contains("text"), "missing \"text\"");
     record.query = text_field(object, "text", "\"text\"");
+    if (object.contains("prompt_name") && !object.at("prompt_name").is_null()) {
+      record.prompt_name = text_field(object, "prompt_name", "\"prompt_name\"");
+      check<RecordError>(!record.prompt_name.empty(),
+                         "\"prompt_name\" is empty; name a prompt of the model, or none");
+    }
     return record;
   }
   const char* first = present_key(object, {"text_a", "query"});

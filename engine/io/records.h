@@ -23,6 +23,8 @@ struct TaskRecord {
   nlohmann::json id;  // null when the record has none
   std::string query;
   std::vector<PassageInput> passages;
+  // embed: the prompt this record's text gets, by name ("prompt_name"); empty: the task's.
+  std::string prompt_name;
 };
 
 // Parses one input line. Throws RecordError saying which field is wrong and how; `id` is set as

@@ -20,11 +20,19 @@ std::vector<PlannedSequence> TextEmbeddingAdapter::plan(const TaskRecord& record
     return tokenizer.build_single(tokenizer.encode(prompt.empty() ? text : prompt + text, room));
   };
   std::vector<PlannedSequence> sequences;
-  sequences.push_back({encode(query_prompt_, record.query), kQuerySlot});
+  const std::string query_prompt =
+      record.prompt_name.empty() ? query_prompt_ : prompt_named(record.prompt_name);
+  sequences.push_back({encode(query_prompt, record.query), kQuerySlot});
   for (size_t i = 0; i < record.passages.size(); ++i) {
     sequences.push_back({encode(passage_prompt_, record.passages[i].text), static_cast<int>(i)});
   }
   return sequences;
+}
+
+std::string TextEmbeddingAdapter::prompt_named(const std::string& name) const {
+  check<RecordError>(name == "none", "\"prompt_name\" is '{}', but this model has no prompts",
+                     name);
+  return "";
 }
 
 RecordResult TextEmbeddingAdapter::finish(const TaskRecord& record,

@@ -28,6 +28,9 @@ class TextEmbeddingAdapter : public FamilyAdapter {
   virtual float pair_score(const PlannedSequence& query_plan, const SequenceResult& query,
                            const PlannedSequence& passage_plan,
                            const SequenceResult& passage) const = 0;
+  // The text of the prompt `name` (a record's prompt_name; "none" is no prompt). Throws
+  // RecordError for a name the model has no prompt of; by default it has none.
+  virtual std::string prompt_named(const std::string& name) const;
   // A text's representations, for embed.
   virtual Embedding embedding(const PlannedSequence& planned,
                               const SequenceResult& result) const = 0;

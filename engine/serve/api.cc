@@ -234,9 +234,13 @@ std::vector<float> ServeApi::scores(const std::string& query,
 }
 
 std::vector<Embedding> ServeApi::embeddings(const std::vector<std::string>& texts,
-                                            const std::string& field, int64_t* tokens) const {
+                                            const std::string& field, int64_t* tokens,
+                                            const std::string& prompt_name) const {
   std::vector<TaskRecord> records(texts.size());
-  for (size_t i = 0; i < texts.size(); ++i) records[i].query = texts[i];
+  for (size_t i = 0; i < texts.size(); ++i) {
+    records[i].query = texts[i];
+    records[i].prompt_name = prompt_name;
+  }
   std::vector<Embedding> embeddings;
   for (RecordResult& result : run(records, field, tokens)) {
     check<std::logic_error>(result.embedding.has_value(), "an embed result holds no embedding");
@@ -349,8 +353,13 @@ std::string ServeApi::tei_embed(const std::string& body) const {
       texts_field(request, "inputs", config_.serve.max_client_batch_size, true);
   const bool normalized = bool_field(request, "normalize", true);
   bool_field(request, "truncate", true);
+  // TEI's prompt_name: one of the model's prompts (config_sentence_transformers.json) by name.
+  std::string prompt_name;
+  if (const auto found = request.find("prompt_name"); found != request.end() && !found->is_null()) {
+    prompt_name = string_field(request, "prompt_name");
+  }
   OutputRecord response = OutputRecord::array();
-  for (const Embedding& embedding : embeddings(texts, "inputs")) {
+  for (const Embedding& embedding : embeddings(texts, "inputs", nullptr, prompt_name)) {
     std::vector<float> vector = embedding_part(embedding.dense, "dense");
     if (normalized) normalize(vector);
     response.push_back(vector);

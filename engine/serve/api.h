@@ -62,10 +62,11 @@ class ServeApi {
   // The scores of `documents` for `query`, in document order.
   std::vector<float> scores(const std::string& query, const std::vector<std::string>& documents,
                             const std::string& field) const;
-  // The embedding of each text. `tokens`, when given, gets the tokens of the sequences the model
-  // ran, special ones included.
+  // The embedding of each text, under the prompt `prompt_name` (empty: the server's). `tokens`,
+  // when given, gets the tokens of the sequences the model ran, special ones included.
   std::vector<Embedding> embeddings(const std::vector<std::string>& texts,
-                                    const std::string& field, int64_t* tokens = nullptr) const;
+                                    const std::string& field, int64_t* tokens = nullptr,
+                                    const std::string& prompt_name = "") const;
   // Plans, queues, waits and finishes `records`: one result each.
   std::vector<RecordResult> run(const std::vector<TaskRecord>& records, const std::string& field,
                                 int64_t* tokens = nullptr) const;

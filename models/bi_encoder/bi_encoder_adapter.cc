@@ -71,6 +71,12 @@ std::map<std::string, std::string> bundle_prompts(const engine::Manifest& manife
   return prompts;
 }
 
+std::string prompt_names(const std::map<std::string, std::string>& prompts) {
+  std::string known;
+  for (const auto& entry : prompts) known += (known.empty() ? "" : ", ") + entry.first;
+  return known.empty() ? "none" : known;
+}
+
 // The text of the prompt `key` names: a name among `prompts`, or none; by default the first of
 // `defaults` the bundle has.
 std::string prompt_text(const engine::ConfigNode& node, const std::string& key,
@@ -116,6 +122,18 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
     query_prompt_ =
         task_.kind == engine::TaskKind::kEmbed ? options.embed_prompt : options.query_prompt;
     passage_prompt_ = options.passage_prompt;
+    prompts_ = bundle_prompts(manifest);
+  }
+
+  std::string prompt_named(const std::string& name) const override {
+    if (name == "none") return "";
+    const auto found = prompts_.find(name);
+    if (found == prompts_.end()) {
+      throw engine::RecordError(fmt::format(
+          "\"prompt_name\" is '{}', not a prompt of this model (its prompts: {}; or none)", name,
+          prompt_names(prompts_)));
+    }
+    return found->second;
   }
 
   std::vector<SequenceResult> run(const std::vector<const engine::Encoding*>& batch,
@@ -168,6 +186,7 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
  private:
   std::string pooling_;
   bool dot_similarity_ = false;
+  std::map<std::string, std::string> prompts_;
 };
 
 }  // namespace

@@ -71,6 +71,38 @@ TEST_P(EmbedderParityTest, VectorsAreWhatSentenceTransformersEncodesUnderEachPro
   }
 }
 
+TEST_P(EmbedderParityTest, EachRecordMayNameItsOwnPrompt) {
+  // Records alternate between the prompts (and none); one names a prompt the model lacks and
+  // becomes an error record naming the model's prompts, the others are unaffected.
+  std::vector<std::string> names = {"none"};
+  for (const auto& [name, text] : reference_.at("prompts").items()) names.push_back(name);
+  const auto& texts = reference_.at("texts");
+  std::vector<std::string> lines;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    lines.push_back(
+        nlohmann::json({{"text", texts[i]}, {"prompt_name", names[i % names.size()]}}).dump());
+  }
+  lines.push_back(R"({"text": "x", "prompt_name": "instruction"})");
+  const std::string max_length = std::to_string(reference_.at("max_length").get<int>());
+  const auto outputs =
+      testing::run_job(bundle_, lines, "embed", {"task.max_length=" + max_length}, dir_);
+  ASSERT_EQ(outputs.size(), lines.size());
+  double worst = 0;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const auto& expected = reference_.at("embeddings").at(names[i % names.size()])[i];
+    const auto& vector = outputs[i].at("dense");
+    ASSERT_EQ(vector.size(), expected.size()) << "text " << i;
+    for (size_t k = 0; k < vector.size(); ++k) {
+      worst = std::max(worst, std::abs(vector[k].get<double>() - expected[k].get<double>()));
+    }
+  }
+  EXPECT_LE(worst, kTolerance);
+  const std::string error = outputs.back().at("error");
+  EXPECT_NE(error.find("\"prompt_name\" is 'instruction', not a prompt of this model"),
+            std::string::npos)
+      << error;
+}
+
 TEST_P(EmbedderParityTest, RerankScoresAreSentenceTransformersSimilarityWithItsPrompts) {
   std::vector<std::string> lines;
   for (const auto& record : reference_.at("rerank")) {

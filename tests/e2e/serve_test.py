@@ -392,6 +392,21 @@ class PublishedEmbedderServingTest(unittest.TestCase):
                 self.assertEqual(len(item.embedding), len(want))
                 for got, value in zip(item.embedding, want):
                     self.assertAlmostEqual(got, value, delta=TOLERANCE)
+            # TEI's prompt_name picks one of the directory's prompts, as the job's records do.
+            prompted = [o["dense"] for o in run_job(
+                work, "embedder-query", "st_qwen3_tiny", "embed",
+                [{"text": t, "prompt_name": "query"} for t in texts])]
+            response = httpx.post(server.url + "/embed", json={
+                "inputs": texts, "prompt_name": "query", "normalize": False})
+            self.assertEqual(response.status_code, 200, response.text)
+            for got, want in zip(response.json(), prompted):
+                for a, b in zip(got, want):
+                    self.assertAlmostEqual(a, b, delta=TOLERANCE)
+            self.assertNotEqual(prompted[0], expected[0])
+            unknown = httpx.post(server.url + "/embed", json={"inputs": "x",
+                                                              "prompt_name": "passage"})
+            self.assertEqual(unknown.status_code, 422)
+            self.assertIn("not a prompt of this model", unknown.json()["error"])
         finally:
             self.assertEqual(server.stop(), 0)
 
