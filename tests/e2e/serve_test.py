@@ -411,6 +411,28 @@ class PublishedEmbedderServingTest(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
 
+class PublishedCrossEncoderServingTest(unittest.TestCase):
+    def test_a_modernbert_cross_encoder_directory_serves_what_the_batch_job_writes(self):
+        # Exported from its CrossEncoder directory with no --family; the job's scores equal
+        # CrossEncoder.predict (tests/e2e/published_cross_encoder_test.cc).
+        work = tempfile.mkdtemp(prefix="serve-cross-encoder-")
+        records = read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))[:4]
+        expected = [{r["index"]: r["score"] for r in output["results"]}
+                    for output in run_job(work, "ce", "ce_modernbert_tiny", "rerank", records)]
+        server = Server(work, "ce", config("ce_modernbert_tiny", "rerank"))
+        try:
+            client = cohere.ClientV2(api_key="unused", base_url=server.url)
+            for record, want in zip(records, expected):
+                response = client.rerank(model="ce", query=record["query"],
+                                         documents=record["passages"])
+                self.assertEqual(len(response.results), len(want))
+                for result in response.results:
+                    self.assertAlmostEqual(result.relevance_score, want[result.index],
+                                           delta=TOLERANCE)
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
 class LlmRerankerServingTest(unittest.TestCase):
     def test_llm_reranker_scores_equal_the_batch_job(self):
         work = tempfile.mkdtemp(prefix="serve-llm-")
