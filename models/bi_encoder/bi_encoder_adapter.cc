@@ -48,6 +48,7 @@ struct BiEncoderOptions : engine::FamilyOptions {
   std::string query_prompt;  // the prompts' texts, resolved from their names
   std::string passage_prompt;
   std::string embed_prompt;
+  std::map<std::string, std::string> prompts;  // the bundle's, by name, for records' prompt_name
 
   nlohmann::json settings() const override {
     return {{"query_prompt", query_prompt},
@@ -122,7 +123,7 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
     query_prompt_ =
         task_.kind == engine::TaskKind::kEmbed ? options.embed_prompt : options.query_prompt;
     passage_prompt_ = options.passage_prompt;
-    prompts_ = bundle_prompts(manifest);
+    prompts_ = options.prompts;
   }
 
   std::string prompt_named(const std::string& name) const override {
@@ -193,8 +194,9 @@ class BiEncoderAdapter : public engine::TextEmbeddingAdapter {
 
 std::shared_ptr<const engine::FamilyOptions> read_options(const engine::OptionsContext& context) {
   const engine::ConfigNode& node = context.options;
-  const auto prompts = bundle_prompts(context.manifest);
   auto options = std::make_shared<BiEncoderOptions>();
+  options->prompts = bundle_prompts(context.manifest);
+  const auto& prompts = options->prompts;
   options->query_prompt = prompt_text(node, "query_prompt", prompts, {"query"});
   options->passage_prompt = prompt_text(node, "passage_prompt", prompts, {"passage", "document"});
   options->embed_prompt = prompt_text(node, "prompt", prompts,

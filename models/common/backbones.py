@@ -7,9 +7,10 @@ checkpoint for its parity test (docs/adding-a-model.md).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from models.common.json_files import read_json
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,7 @@ BACKBONES = {
 def backbone_kind(directory: Path) -> str:
     """config.json's model_type, when BACKBONES has it; else ValueError naming what is."""
     path = Path(directory) / "config.json"
-    try:
-        with open(path, encoding="utf-8") as file:
-            model_type = json.load(file).get("model_type")
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    model_type = read_json(path).get("model_type")
     if model_type not in BACKBONES:
         raise ValueError(f"{path}: model_type {model_type!r} is not an architecture these "
                          f"exporters trace (supported: {sorted(BACKBONES)})")

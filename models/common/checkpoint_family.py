@@ -13,19 +13,11 @@ The rules, first match wins:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from models.common.backbones import BACKBONES
+from models.common.json_files import read_json
 
-
-
-def _json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
 def infer_family(directory) -> tuple[str, str]:
@@ -34,14 +26,14 @@ def infer_family(directory) -> tuple[str, str]:
     if (directory / "configuration.json").is_file():
         return "structbert", "configuration.json (ModelScope layout)"
     settings = directory / "config_sentence_transformers.json"
-    if settings.is_file() and _json(settings).get("model_type") == "CrossEncoder":
+    if settings.is_file() and read_json(settings).get("model_type") == "CrossEncoder":
         return "cross_encoder", "config_sentence_transformers.json says CrossEncoder"
     if (directory / "modules.json").is_file():
         return "embedder", "modules.json (sentence-transformers)"
     if not (directory / "config.json").is_file():
         raise ValueError(f"{directory}: no config.json, modules.json or configuration.json; "
                          "not a published model directory")
-    config = _json(directory / "config.json")
+    config = read_json(directory / "config.json")
     model_type = config.get("model_type")
     architectures = config.get("architectures") or []
     if (directory / "sparse_linear.pt").is_file() and (directory / "colbert_linear.pt").is_file():

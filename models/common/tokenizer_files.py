@@ -9,13 +9,13 @@ so that the engine resolves the same ids transformers does.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from models.common.bundle import atomic_copy
+from models.common.json_files import read_json
 
 _SPECIAL_NAMES = ("pad", "unk", "bos", "eos", "mask", "cls", "sep")
 
@@ -60,8 +60,7 @@ def bundle_tokenizer(directory: Path, out: Path, config) -> BundleTokenizer:
         atomic_copy(directory / "vocab.txt", out / "vocab.txt")
         settings = {}
         if (directory / "tokenizer_config.json").is_file():
-            with open(directory / "tokenizer_config.json", encoding="utf-8") as file:
-                settings = json.load(file)
+            settings = read_json(directory / "tokenizer_config.json")
         manifest = {"kind": "wordpiece", "file": "vocab.txt",
                     "lowercase": bool(settings.get("do_lower_case", True)),
                     "strip_accents": settings.get("strip_accents"),

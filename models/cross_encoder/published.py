@@ -11,7 +11,6 @@ applies (manifest ``activation``).
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from models.common.bundle import (TRACE_TOL, check_lengths, classifier_heads, co
                                   dtype_fields, embedding_scale_name, encoder_architecture,
                                   manifest_header, resolve_max_length, save_verified_trace,
                                   source_block, write_manifest)
+from models.common.json_files import read_json
 from models.common.tokenizer_files import bundle_tokenizer, random_rows
 
 # CrossEncoder's activation_fn (a class's full name) -> the engine's activation.
@@ -55,11 +55,10 @@ def directory_activation(ckpt: Path, num_labels: int) -> str:
     name = None
     settings = ckpt / "config_sentence_transformers.json"
     if settings.is_file():
-        with open(settings, encoding="utf-8") as file:
-            name = json.load(file).get("activation_fn")
+        name = read_json(settings).get("activation_fn")
     if name is None:
-        with open(ckpt / "config.json", encoding="utf-8") as file:
-            name = (json.load(file).get("sentence_transformers") or {}).get("activation_fn")
+        name = (read_json(ckpt / "config.json").get("sentence_transformers") or {}).get(
+            "activation_fn")
     if name is None:
         return "sigmoid" if num_labels == 1 else "none"
     if name not in _ACTIVATIONS:
@@ -72,9 +71,8 @@ def _max_length(ckpt: Path) -> int | None:
     for name in ("sentence_bert_config.json", "tokenizer_config.json"):
         path = ckpt / name
         if path.is_file():
-            with open(path, encoding="utf-8") as file:
-                value = json.load(file).get("max_seq_length" if name.startswith("sentence")
-                                            else "model_max_length")
+            value = read_json(path).get("max_seq_length" if name.startswith("sentence")
+                                        else "model_max_length")
             if isinstance(value, int) and value < 1_000_000:
                 return value
     return None

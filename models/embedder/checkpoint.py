@@ -10,11 +10,12 @@ pooling, no Dense, not normalised.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+
+from models.common.json_files import read_json
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
 # Pooling's older config: one flag per mode, concatenated in this order when several are set.
@@ -54,14 +55,6 @@ class SentenceModules:
     similarity: str = "cosine"
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        with open(path, encoding="utf-8") as file:
-            return json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
-
-
 def _module_class(entry: dict) -> str:
     # "sentence_transformers.models.Pooling" or, from 5.x, the module's full path.
     return str(entry.get("type", "")).rsplit(".", 1)[-1]
@@ -82,7 +75,7 @@ def _pooling_modes(config: dict, where: Path) -> tuple[str, ...]:
 
 
 def _dense_layer(folder: Path) -> DenseLayer:
-    config = _read_json(folder / "config.json")
+    config = read_json(folder / "config.json")
     if (folder / "model.safetensors").is_file():
         from safetensors.torch import load_file  # noqa: PLC0415
 
@@ -112,7 +105,7 @@ def read_sentence_modules(directory: Path) -> SentenceModules:
             raise FileNotFoundError(f"{directory}: neither modules.json (sentence-transformers) "
                                     "nor config.json (transformers)")
         return SentenceModules(transformer_path=directory, from_modules_json=False)
-    entries = sorted(_read_json(modules_file), key=lambda entry: int(entry.get("idx", 0)))
+    entries = sorted(read_json(modules_file), key=lambda entry: int(entry.get("idx", 0)))
     if not entries or _module_class(entries[0]) != "Transformer":
         raise ValueError(f"{modules_file}: the first module must be a Transformer")
     transformer = directory / entries[0].get("path", "")
@@ -121,7 +114,7 @@ def read_sentence_modules(directory: Path) -> SentenceModules:
     for config_name in ("sentence_bert_config.json",):
         for folder in (transformer, directory):
             if (folder / config_name).is_file():
-                bert_config = _read_json(folder / config_name)
+                bert_config = read_json(folder / config_name)
                 result.max_seq_length = bert_config.get("max_seq_length")
                 result.do_lower_case = bool(bert_config.get("do_lower_case", False))
                 break
@@ -130,7 +123,7 @@ def read_sentence_modules(directory: Path) -> SentenceModules:
         if name == "Pooling":
             if result.pooling_modes:
                 raise ValueError(f"{modules_file}: more than one Pooling module")
-            config = _read_json(folder / "config.json")
+            config = read_json(folder / "config.json")
             result.pooling_modes = _pooling_modes(config, folder / "config.json")
             result.include_prompt = bool(config.get("include_prompt", True))
         elif name == "Dense":
@@ -151,7 +144,7 @@ def read_sentence_modules(directory: Path) -> SentenceModules:
                          "the text before its tokenizer) is not exported yet")
     settings_file = directory / "config_sentence_transformers.json"
     if settings_file.is_file():
-        settings = _read_json(settings_file)
+        settings = read_json(settings_file)
         result.prompts = {k: v for k, v in (settings.get("prompts") or {}).items() if v}
         result.default_prompt_name = settings.get("default_prompt_name")
         similarity = settings.get("similarity_fn_name") or "cosine"
