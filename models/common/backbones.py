@@ -32,9 +32,18 @@ BACKBONES = {
 
 
 def backbone_kind(directory: Path) -> str:
-    """config.json's model_type, when BACKBONES has it; else ValueError naming what is."""
+    """config.json's model_type, when BACKBONES has it; else ValueError naming what is. A
+    directory that ships its own modeling code for the model (config.json's auto_map) is refused
+    too: transformers' stock class of the same model_type may compute something else (attention
+    made bidirectional, another pooling), and tracing it would give vectors silently wrong."""
     path = Path(directory) / "config.json"
-    model_type = read_json(path).get("model_type")
+    config = read_json(path)
+    model_type = config.get("model_type")
+    remote = {k: v for k, v in (config.get("auto_map") or {}).items() if k.startswith("AutoModel")}
+    if remote:
+        raise ValueError(f"{path}: the directory brings its own modeling code ({remote}); these "
+                         "exporters trace transformers' own classes only, which for model_type "
+                         f"{model_type!r} may not be what that code computes")
     if model_type not in BACKBONES:
         raise ValueError(f"{path}: model_type {model_type!r} is not an architecture these "
                          f"exporters trace (supported: {sorted(BACKBONES)})")

@@ -2,8 +2,9 @@
 transformers config class with a few layers, a tokenizer made on the spot in the layout the
 published checkpoints of that architecture use (BERT's WordPiece with tokenizer.json and
 vocab.txt; ModernBERT's byte-level BPE with [CLS] $A [SEP]; Qwen3's NFC + Qwen split + byte-level
-BPE ending in <|endoftext|>, padded on the left). models/embedder and models/cross_encoder put
-their heads on these."""
+BPE ending in <|endoftext|>, padded on the left, which Qwen2 shares; XLM-R's unigram SentencePiece
+converted to tokenizer.json by transformers, as e5-multilingual ships it). models/embedder and
+models/cross_encoder put their heads on these."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 from models.common.wordpiece_vocab import write_vocab
 
-ARCHITECTURES = ("bert", "modernbert", "qwen3")
+ARCHITECTURES = ("bert", "modernbert", "qwen3", "qwen2", "xlm-roberta")
 
 # Qwen2's and Qwen3's pre-tokenizer split (their tokenizer.json), digits one by one.
 QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+"
@@ -64,7 +65,8 @@ def tiny_config(architecture: str, directory: Path, hidden: int = 32, layers: in
     """The transformers config of a tiny ``architecture``, with its tokenizer saved in
     ``directory``; ``config_keys`` (e.g. num_labels) go to the config class."""
     from transformers import (BertConfig, BertTokenizerFast, ModernBertConfig,  # noqa: PLC0415
-                              Qwen3Config)
+                              Qwen2Config, Qwen3Config, XLMRobertaConfig,
+                              XLMRobertaTokenizerFast)
 
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {architecture!r} is not one of {ARCHITECTURES}")
@@ -88,14 +90,28 @@ def tiny_config(architecture: str, directory: Path, hidden: int = 32, layers: in
             local_attention=16, pad_token_id=ids["[PAD]"], bos_token_id=ids["[CLS]"],
             eos_token_id=ids["[SEP]"], cls_token_id=ids["[CLS]"], sep_token_id=ids["[SEP]"],
             reference_compile=False, **config_keys)
-    else:
+    elif architecture == "xlm-roberta":
+        from models.common.sentencepiece_training import (  # noqa: PLC0415
+            XLMR_SPM_FILE, train_xlmr_sentencepiece)
+
+        pieces = train_xlmr_sentencepiece(directory / XLMR_SPM_FILE, 1000, seed=0)
+        tokenizer = XLMRobertaTokenizerFast(vocab_file=str(directory / XLMR_SPM_FILE),
+                                            model_max_length=max_positions)
+        config = XLMRobertaConfig(
+            vocab_size=pieces + 2, hidden_size=hidden, num_hidden_layers=layers,
+            num_attention_heads=heads, intermediate_size=hidden * 2,
+            max_position_embeddings=max_positions + 2,  # positions start after the pad id
+            type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0,
+            eos_token_id=2, **config_keys)
+    else:  # qwen3, qwen2: one tokenizer layout; Qwen2 has biases on q, k, v and no q/k norms
         tokenizer, ids = _byte_level_tokenizer("qwen3", 1200, max_positions)
-        config = Qwen3Config(
+        config_class = Qwen3Config if architecture == "qwen3" else Qwen2Config
+        extra = {"head_dim": hidden // heads} if architecture == "qwen3" else {}
+        config = config_class(
             vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
             num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2,
-            head_dim=hidden // heads, max_position_embeddings=max_positions,
-            rope_theta=1000000.0, pad_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|endoftext|>"], bos_token_id=None, tie_word_embeddings=True,
-            **config_keys)
+            max_position_embeddings=max_positions, rope_theta=1000000.0,
+            pad_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"],
+            bos_token_id=None, tie_word_embeddings=True, **extra, **config_keys)
     tokenizer.save_pretrained(directory)
     return config

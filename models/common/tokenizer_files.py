@@ -5,16 +5,21 @@ the engine's reader (engine/text, kind tokenizer_json) runs every model type it 
 directory with only vocab.txt gets the engine's WordPiece (kind wordpiece), with the options of
 its tokenizer_config.json. The special tokens by name go into the manifest's tokenizer options,
 so that the engine resolves the same ids transformers does.
+
+``lowercase_text`` is sentence_bert_config.json's ``do_lower_case``, which sentence-transformers
+(5.x) carries out by putting tokenizers' Lowercase normalizer first in the fast tokenizer's
+normalizer; the bundle's tokenizer.json gets the same.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from models.common.bundle import atomic_copy
+from models.common.bundle import atomic_copy, atomic_write_bytes
 from models.common.json_files import read_json
 
 _SPECIAL_NAMES = ("pad", "unk", "bos", "eos", "mask", "cls", "sep")
@@ -28,7 +33,21 @@ class BundleTokenizer:
     first_ordinary_id: int   # ids from here on are ordinary text pieces (for check batches)
 
 
-def bundle_tokenizer(directory: Path, out: Path, config) -> BundleTokenizer:
+def _lowercased_first(tokenizer_json: Path) -> str:
+    """tokenizer.json's text with a Lowercase normalizer put before its own, unless that is one
+    or a sequence holding one (sentence-transformers' Transformer module does the same)."""
+    data = read_json(tokenizer_json)
+    normalizer = data.get("normalizer")
+    steps = []
+    if normalizer is not None:
+        steps = normalizer["normalizers"] if normalizer["type"] == "Sequence" else [normalizer]
+    if not any(step.get("type") == "Lowercase" for step in steps):
+        data["normalizer"] = {"type": "Sequence", "normalizers": [{"type": "Lowercase"}, *steps]}
+    return json.dumps(data, ensure_ascii=False)
+
+
+def bundle_tokenizer(directory: Path, out: Path, config,
+                     lowercase_text: bool = False) -> BundleTokenizer:
     from transformers import AutoTokenizer  # noqa: PLC0415
 
     tokenizer = AutoTokenizer.from_pretrained(directory)
@@ -54,15 +73,25 @@ def bundle_tokenizer(directory: Path, out: Path, config) -> BundleTokenizer:
     first_ordinary = max(low) + 1 if low else 0
 
     if (directory / "tokenizer.json").is_file():
-        atomic_copy(directory / "tokenizer.json", out / "tokenizer.json")
+        if lowercase_text:
+            text = _lowercased_first(directory / "tokenizer.json")
+            atomic_write_bytes(out / "tokenizer.json",
+                               lambda path: path.write_text(text, encoding="utf-8"))
+        else:
+            atomic_copy(directory / "tokenizer.json", out / "tokenizer.json")
         manifest = {"kind": "tokenizer_json", "file": "tokenizer.json", **names}
     elif (directory / "vocab.txt").is_file():
         atomic_copy(directory / "vocab.txt", out / "vocab.txt")
         settings = {}
         if (directory / "tokenizer_config.json").is_file():
             settings = read_json(directory / "tokenizer_config.json")
-        manifest = {"kind": "wordpiece", "file": "vocab.txt",
-                    "lowercase": bool(settings.get("do_lower_case", True)),
+        lowercase = bool(settings.get("do_lower_case", True))
+        if lowercase_text and not lowercase:
+            # The engine's WordPiece lower-cases only as BERT does, stripping accents with it.
+            raise ValueError(f"{directory}: do_lower_case asks for the text lower-cased before a "
+                             "cased vocab.txt tokenizer; the bundle can do that only through a "
+                             "tokenizer.json, and this directory has none")
+        manifest = {"kind": "wordpiece", "file": "vocab.txt", "lowercase": lowercase,
                     "strip_accents": settings.get("strip_accents"),
                     "tokenize_chinese_chars": bool(settings.get("tokenize_chinese_chars", True))}
     else:

@@ -139,9 +139,6 @@ def read_sentence_modules(directory: Path) -> SentenceModules:
     if not result.include_prompt:
         raise ValueError(f"{folder}: include_prompt false (prompt tokens left out of the pooling)"
                          " is not exported yet")
-    if result.do_lower_case:
-        raise ValueError(f"{directory}: do_lower_case true (sentence-transformers lower-cases "
-                         "the text before its tokenizer) is not exported yet")
     settings_file = directory / "config_sentence_transformers.json"
     if settings_file.is_file():
         settings = read_json(settings_file)

@@ -163,7 +163,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None, dtype:
     cfg = backbone.config
     backbone_traits = BACKBONES[kind]
     token_types = backbone_traits.token_types and getattr(cfg, "type_vocab_size", 0) > 0
-    tokenizer = bundle_tokenizer(backbone_dir, out, cfg)
+    tokenizer = bundle_tokenizer(backbone_dir, out, cfg, lowercase_text=modules.do_lower_case)
     max_positions = cfg.max_position_embeddings
     if backbone_traits.position_offset:
         max_positions -= cfg.pad_token_id + 1  # positions start after the pad id
@@ -237,19 +237,23 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None, dtype:
 
 # What each tiny architecture imitates: bge-*-en-v1.5 / e5 (BERT, CLS pooling, a Dense layer
 # here to cover it, Normalize, query/passage prompts), ModernBERT embedders (mean pooling) and
-# Qwen3-Embedding (last-token pooling, Normalize, its query instruction).
+# Qwen3-Embedding and gte-Qwen2 (last-token pooling, Normalize, a query instruction) and
+# multilingual-e5 (XLM-R, mean pooling, Normalize, "query: " / "passage: ").
 _TINY_LAYOUTS = {
     "bert": dict(pooling="cls", dense=16, prompts={"query": "query: ", "passage": "passage: "}),
     "modernbert": dict(pooling="mean", dense=0,
                        prompts={"query": "search_query: ", "passage": "search_document: "}),
     "qwen3": dict(pooling="lasttoken", dense=0, prompts=None),
+    "qwen2": dict(pooling="lasttoken", dense=0, prompts=None),
+    "xlm-roberta": dict(pooling="mean", dense=0,
+                        prompts={"query": "query: ", "passage": "passage: "}),
 }
 
 
 def write_tiny_checkpoint(out_dir, seed: int = 0, architecture: str = "bert",
                           pooling: str | None = None, dense: int | None = None,
                           normalize: bool = True, prompts: dict | None = None,
-                          tokenizer_json: bool = True) -> Path:
+                          tokenizer_json: bool = True, do_lower_case: bool = False) -> Path:
     """A tiny random sentence-transformers directory (models/embedder/tiny.py) laid out as the
     published embedders of ``architecture`` are (_TINY_LAYOUTS); the keywords override it."""
     from models.embedder.tiny import (QWEN3_QUERY_PROMPT,  # noqa: PLC0415
@@ -263,4 +267,5 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, architecture: str = "bert",
     return write_tiny_sentence_transformer(
         out_dir, seed=seed, architecture=architecture,
         pooling=pooling or layout["pooling"], dense=layout["dense"] if dense is None else dense,
-        normalize=normalize, prompts=prompts, tokenizer_json=tokenizer_json)
+        normalize=normalize, prompts=prompts, tokenizer_json=tokenizer_json,
+        do_lower_case=do_lower_case)

@@ -5,6 +5,7 @@ config_sentence_transformers.json with prompts)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -33,10 +34,12 @@ def write_tiny_sentence_transformer(out_dir, seed: int = 0, architecture: str = 
                                     pooling: str = "cls", dense: int = 0, normalize: bool = True,
                                     prompts: dict | None = None, hidden: int = 32,
                                     layers: int = 2, heads: int = 4, max_positions: int = 512,
-                                    tokenizer_json: bool = True) -> Path:
+                                    tokenizer_json: bool = True,
+                                    do_lower_case: bool = False) -> Path:
     """A sentence-transformers directory at ``out_dir``; ``dense`` > 0 adds a Dense module to
     that many dimensions (tanh), ``prompts`` the query/passage prompts. ``tokenizer_json``
-    false leaves out tokenizer.json, as older checkpoints with only vocab.txt are."""
+    false leaves out tokenizer.json, as older checkpoints with only vocab.txt are;
+    ``do_lower_case`` has the Transformer module lower-case texts before the tokenizer."""
     from sentence_transformers import SentenceTransformer, models  # noqa: PLC0415
 
     if architecture not in ARCHITECTURES:
@@ -47,7 +50,8 @@ def write_tiny_sentence_transformer(out_dir, seed: int = 0, architecture: str = 
         backbone.mkdir()
         _backbone(architecture, backbone, seed, hidden=hidden, layers=layers, heads=heads,
                   max_positions=max_positions)
-        transformer = models.Transformer(str(backbone), max_seq_length=max_positions)
+        transformer = models.Transformer(str(backbone), max_seq_length=max_positions,
+                                         do_lower_case=do_lower_case)
         modules = [transformer, models.Pooling(hidden, pooling_mode=pooling)]
         if dense:
             torch.manual_seed(seed + 1)
@@ -59,9 +63,17 @@ def write_tiny_sentence_transformer(out_dir, seed: int = 0, architecture: str = 
         if out.exists():
             shutil.rmtree(out)
         model.save(str(out))
+        if do_lower_case:
+            # sentence-transformers 5 saves do_lower_case as a Lowercase normalizer inside
+            # tokenizer.json; the directories published with 2.x-4.x say it in
+            # sentence_bert_config.json over an unchanged tokenizer, as written here.
+            shutil.copyfile(backbone / "tokenizer.json", out / "tokenizer.json")
+            (out / "sentence_bert_config.json").write_text(json.dumps(
+                {"max_seq_length": max_positions, "do_lower_case": True}, indent=2))
     if not tokenizer_json:
         (out / "tokenizer.json").unlink()
     write_tiny_marker(out, {"seed": seed, "architecture": architecture, "pooling": pooling,
                             "dense": dense, "normalize": normalize, "hidden": hidden,
-                            "layers": layers, "max_positions": max_positions})
+                            "layers": layers, "max_positions": max_positions,
+                            "do_lower_case": do_lower_case})
     return out

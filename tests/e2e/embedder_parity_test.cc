@@ -146,7 +146,11 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"st_bert_tiny", "embedder_st_bert.json", "TokenizerJson"},
                       Case{"st_bert_vocab_tiny", "embedder_st_bert_vocab.json", "VocabTxtOnly"},
                       Case{"st_modernbert_tiny", "embedder_st_modernbert.json", "ModernBert"},
-                      Case{"st_qwen3_tiny", "embedder_st_qwen3.json", "Qwen3"}),
+                      Case{"st_qwen3_tiny", "embedder_st_qwen3.json", "Qwen3"},
+                      Case{"st_qwen2_tiny", "embedder_st_qwen2.json", "Qwen2"},
+                      Case{"st_xlm-roberta_tiny", "embedder_st_xlm-roberta.json", "XlmRoberta"},
+                      Case{"st_xlm-roberta_lower_tiny", "embedder_st_xlm-roberta_lower.json",
+                           "LowerCasedText"}),
     [](const ::testing::TestParamInfo<Case>& param) { return std::string(param.param.name); });
 
 }  // namespace

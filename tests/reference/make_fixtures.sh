@@ -57,15 +57,22 @@ $PY tools/export.py --family embedder --tiny --seed 1 --tiny-option pooling=mean
   --tiny-option dense=0 --tiny-option tokenizer_json=false --out "$OUT/st_bert_vocab_tiny"
 $PY tests/reference/embedder_reference.py --checkpoint "$OUT/st_bert_vocab_tiny/checkpoint" \
   --out "$OUT/embedder_st_bert_vocab.json" --max-length 128
-# ModernBERT (mean pooling, local and global attention layers) and Qwen3-Embedding (a decoder,
-# last-token pooling, its query instruction) laid out the same way, with byte-level BPE
-# tokenizer.json files trained on the spot.
-for architecture in modernbert qwen3; do
+# ModernBERT (mean pooling, local and global attention layers), Qwen3-Embedding and gte-Qwen2
+# (decoders, last-token pooling, a query instruction) laid out the same way, with byte-level BPE
+# tokenizer.json files trained on the spot; and multilingual-e5 (XLM-R, mean pooling, a unigram
+# SentencePiece converted to tokenizer.json by transformers).
+for architecture in modernbert qwen3 qwen2 xlm-roberta; do
   $PY tools/export.py --family embedder --tiny --tiny-option architecture=$architecture \
     --out "$OUT/st_${architecture}_tiny"
   $PY tests/reference/embedder_reference.py --checkpoint "$OUT/st_${architecture}_tiny/checkpoint" \
     --out "$OUT/embedder_st_${architecture}.json" --max-length 128
 done
+# multilingual-e5 again as sentence-transformers 2.x-4.x saved a lower-casing model: do_lower_case in
+# sentence_bert_config.json over a cased tokenizer (the bundle's tokenizer.json lower-cases first).
+$PY tools/export.py --family embedder --tiny --seed 2 --tiny-option architecture=xlm-roberta \
+  --tiny-option do_lower_case=true --out "$OUT/st_xlm-roberta_lower_tiny"
+$PY tests/reference/embedder_reference.py --checkpoint "$OUT/st_xlm-roberta_lower_tiny/checkpoint" \
+  --out "$OUT/embedder_st_xlm-roberta_lower.json" --max-length 128
 # CrossEncoder directories (BERT, ModernBERT; tokenizer.json), saved by sentence-transformers'
 # CrossEncoder itself and exported again without --family; CrossEncoder.predict as reference.
 for architecture in bert modernbert; do
@@ -96,4 +103,5 @@ $PY tests/reference/manifest_schema_cases.py --out "$OUT/manifest_schema_cases.j
   "$OUT"/xlmr_tiny "$OUT"/xlmr_tiny_int8 "$OUT"/xlmr_tiny_bf16 "$OUT"/m3_tiny "$OUT"/m3_tiny_bf16 \
   "$OUT"/sbert_tiny "$OUT"/sbert_tiny_bi "$OUT"/llm_tiny "$OUT"/llm_tiny_bf16 "$OUT"/xlmr_tiny_aoti \
   "$OUT"/st_bert_tiny "$OUT"/st_bert_vocab_tiny "$OUT"/st_modernbert_tiny "$OUT"/st_qwen3_tiny \
+  "$OUT"/st_qwen2_tiny "$OUT"/st_xlm-roberta_tiny "$OUT"/st_xlm-roberta_lower_tiny \
   "$OUT"/ce_bert_tiny "$OUT"/ce_modernbert_tiny
