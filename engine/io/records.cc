@@ -79,6 +79,10 @@ TaskRecord parse_record(const std::string& line, TaskKind kind, nlohmann::json& 
 
   TaskRecord record;
   record.id = id;
+  if (kind != TaskKind::kEmbed && object.contains("instruction") &&
+      !object.at("instruction").is_null()) {
+    record.instruction = text_field(object, "instruction", "\"instruction\"");
+  }
   if (kind == TaskKind::kRerank) {
     check<RecordError>(object.contains("query"), "missing \"query\"");
     record.query = text_field(object, "query", "\"query\"");

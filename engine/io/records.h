@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,9 @@ struct TaskRecord {
   std::vector<PassageInput> passages;
   // embed: the prompt this record's text gets, by name ("prompt_name"); empty: the task's.
   std::string prompt_name;
+  // rerank and score: the instruction this record's pairs get ("instruction"), for models whose
+  // pairs have one (LLM rerankers); unset: the job's.
+  std::optional<std::string> instruction;
 };
 
 // Parses one input line. Throws RecordError saying which field is wrong and how; `id` is set as

@@ -5,12 +5,18 @@
 
 #include <ATen/ATen.h>
 
+#include "engine/common/error.h"
+
 namespace engine {
 
 std::vector<PlannedSequence> PairScoringAdapter::plan(const TaskRecord& record) const {
+  check<RecordError>(!record.instruction || takes_instruction(),
+                     "\"instruction\" is given, but this model's pairs have no place for one; "
+                     "leave it out");
   std::vector<PlannedSequence> sequences;
   for (size_t passage = 0; passage < record.passages.size(); ++passage) {
-    for (Encoding& encoding : encode_pair(record.query, record.passages[passage].text)) {
+    for (Encoding& encoding :
+         encode_pair(record.query, record.passages[passage].text, record.instruction)) {
       sequences.push_back({std::move(encoding), static_cast<int>(passage)});
     }
   }

@@ -3,6 +3,8 @@
 // pair, the pair's score the best of its sequences.
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -25,10 +27,14 @@ class PairScoringAdapter : public FamilyAdapter {
   RecordResult finish(const TaskRecord& record, const std::vector<PlannedSequence>& plan,
                       const std::vector<SequenceResult>& results) const override;
 
-  // The sequences that score one pair (several when a long passage is cut into windows).
-  // Throws RecordError.
-  virtual std::vector<Encoding> encode_pair(std::string_view query,
-                                            std::string_view passage) const = 0;
+  // The sequences that score one pair (several when a long passage is cut into windows), under
+  // the record's instruction (unset: the job's). Throws RecordError.
+  virtual std::vector<Encoding> encode_pair(
+      std::string_view query, std::string_view passage,
+      const std::optional<std::string>& instruction) const = 0;
+  // Whether the pairs have a place for an instruction; plan refuses a record's instruction
+  // when they do not, rather than dropping it.
+  virtual bool takes_instruction() const { return false; }
 
  protected:
   // One result per score of a [batch] tensor, through a sigmoid when asked.

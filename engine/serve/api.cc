@@ -64,6 +64,13 @@ bool bool_field(const Json& json, const char* key, bool fallback) {
   return found->get<bool>();
 }
 
+// The request's "instruction" (an LLM reranker's, for this request's pairs); unset when absent.
+std::optional<std::string> instruction_field(const Json& json) {
+  const auto found = json.find("instruction");
+  if (found == json.end() || found->is_null()) return std::nullopt;
+  return string_field(json, "instruction");
+}
+
 // A list of texts under `key`: each a string, or (with `text_key`) an object holding one there.
 // `single`: a bare string is a list of one.
 std::vector<std::string> texts_field(const Json& json, const char* key, int max_items, bool single,
@@ -226,9 +233,11 @@ std::vector<RecordResult> ServeApi::run(const std::vector<TaskRecord>& records,
 
 std::vector<float> ServeApi::scores(const std::string& query,
                                     const std::vector<std::string>& documents,
-                                    const std::string& field) const {
+                                    const std::string& field,
+                                    const std::optional<std::string>& instruction) const {
   TaskRecord record;
   record.query = query;
+  record.instruction = instruction;
   for (const std::string& document : documents) record.passages.push_back({document, nullptr});
   return run({record}, field).at(0).scores;
 }
@@ -258,7 +267,7 @@ std::string ServeApi::tei_rerank(const std::string& body) const {
   bool_field(request, "raw_scores", false);  // scores are as task.normalize makes them
   bool_field(request, "truncate", true);     // inputs are always truncated as the job does
   const bool return_text = bool_field(request, "return_text", false);
-  const std::vector<float> all = scores(query, texts, "texts");
+  const std::vector<float> all = scores(query, texts, "texts", instruction_field(request));
   OutputRecord response = OutputRecord::array();
   for (size_t index : best_first(all)) {
     OutputRecord item = {{"index", index}, {"score", score_value(all[index])}};
@@ -282,7 +291,7 @@ std::string ServeApi::cohere_rerank(const std::string& body, int version) const 
     top_n = std::min(top_n, static_cast<size_t>(found->get<int64_t>()));
   }
   const bool return_documents = bool_field(request, "return_documents", false);
-  const std::vector<float> all = scores(query, documents, "documents");
+  const std::vector<float> all = scores(query, documents, "documents", instruction_field(request));
   const std::vector<size_t> order = best_first(all);
   OutputRecord results = OutputRecord::array();
   for (size_t rank = 0; rank < top_n; ++rank) {

@@ -8,6 +8,7 @@
 // they equal the job's for the same inputs (docs/serving.md lists where a shape differs).
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -59,13 +60,15 @@ class ServeApi {
   std::string info() const;
 
  private:
-  // The scores of `documents` for `query`, in document order.
+  // The scores of `documents` for `query` under `instruction` (unset: the server's), in document
+  // order.
   std::vector<float> scores(const std::string& query, const std::vector<std::string>& documents,
-                            const std::string& field) const;
+                            const std::string& field,
+                            const std::optional<std::string>& instruction) const;
   // The embedding of each text, under the prompt `prompt_name` (empty: the server's). `tokens`,
   // when given, gets the tokens of the sequences the model ran, special ones included.
-  std::vector<Embedding> embeddings(const std::vector<std::string>& texts,
-                                    const std::string& field, int64_t* tokens = nullptr,
+  std::vector<Embedding> embeddings(const std::vector<std::string>& texts, const std::string& field,
+                                    int64_t* tokens = nullptr,
                                     const std::string& prompt_name = "") const;
   // Plans, queues, waits and finishes `records`: one result each.
   std::vector<RecordResult> run(const std::vector<TaskRecord>& records, const std::string& field,

@@ -6,7 +6,7 @@ The rules, first match wins:
   config_sentence_transformers.json model_type CrossEncoder        -> cross_encoder
   modules.json (sentence-transformers)                             -> embedder
   sparse_linear.pt and colbert_linear.pt beside config.json        -> bge_m3
-  config.json architectures *ForCausalLM of gemma / gemma2         -> llm_reranker
+  config.json architectures *ForCausalLM of a decoder llm_reranker traces -> llm_reranker
   config.json architectures *ForSequenceClassification             -> cross_encoder
   config.json model_type an encoder or decoder the embedder traces -> embedder
 """
@@ -17,6 +17,10 @@ from pathlib import Path
 
 from models.common.backbones import BACKBONES
 from models.common.json_files import read_json
+
+# The decoders models/llm_reranker/export.py traces (its _SUPPORTED_TYPES; kept here so that
+# inferring a family imports no exporter).
+LLM_RERANKER_TYPES = ("gemma", "gemma2", "qwen2", "qwen3", "llama", "mistral")
 
 
 
@@ -38,7 +42,7 @@ def infer_family(directory) -> tuple[str, str]:
     architectures = config.get("architectures") or []
     if (directory / "sparse_linear.pt").is_file() and (directory / "colbert_linear.pt").is_file():
         return "bge_m3", "sparse_linear.pt and colbert_linear.pt (BGE-M3)"
-    if model_type in ("gemma", "gemma2") and any(a.endswith("ForCausalLM") for a in architectures):
+    if model_type in LLM_RERANKER_TYPES and any(a.endswith("ForCausalLM") for a in architectures):
         return "llm_reranker", f"{model_type} {architectures[0]}"
     if any(a.endswith("ForSequenceClassification") for a in architectures):
         return "cross_encoder", f"{architectures[0]}"

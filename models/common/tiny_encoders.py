@@ -19,7 +19,8 @@ QWEN_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^
               r"[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
-def _byte_level_tokenizer(flavour: str, vocab_size: int, max_positions: int):
+def _byte_level_tokenizer(flavour: str, vocab_size: int, max_positions: int,
+                          appends_eos: bool = True):
     """A byte-level BPE trained here on the multilingual corpus: ModernBERT's layout ([CLS] $A
     [SEP]) or Qwen3-Embedding's (NFC, the Qwen split, $A <|endoftext|>, left padding)."""
     from tokenizers import (Regex, Tokenizer, decoders, models, normalizers,  # noqa: PLC0415
@@ -41,8 +42,18 @@ def _byte_level_tokenizer(flavour: str, vocab_size: int, max_positions: int):
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=specials,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.train_from_iterator(corpus_lines(), trainer)
+    lines = corpus_lines()
+    if flavour == "qwen3":
+        # The answers LLM rerankers read their score from ('yes'/'no' as Qwen3-Reranker,
+        # '1'/'0' as mxbai-rerank-v2) are whole tokens of the published vocabularies.
+        lines += ["yes", "no", "yes no", "no, yes"] * 500
+    tokenizer.train_from_iterator(lines, trainer)
     ids = {token: tokenizer.token_to_id(token) for token in specials}
+    if flavour == "qwen3" and not appends_eos:
+        # The chat models' tokenizer (Qwen3-Reranker, Qwen2.5): nothing added around a text.
+        return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>",
+                                       pad_token="<|endoftext|>", padding_side="left",
+                                       model_max_length=max_positions), ids
     if flavour == "qwen3":
         tokenizer.post_processor = processors.TemplateProcessing(
             single="$A <|endoftext|>", pair="$A <|endoftext|> $B:1 <|endoftext|>:1",
@@ -61,9 +72,12 @@ def _byte_level_tokenizer(flavour: str, vocab_size: int, max_positions: int):
 
 
 def tiny_config(architecture: str, directory: Path, hidden: int = 32, layers: int = 2,
-                heads: int = 4, max_positions: int = 512, **config_keys):
+                heads: int = 4, max_positions: int = 512, appends_eos: bool = True,
+                **config_keys):
     """The transformers config of a tiny ``architecture``, with its tokenizer saved in
-    ``directory``; ``config_keys`` (e.g. num_labels) go to the config class."""
+    ``directory``; ``config_keys`` (e.g. num_labels) go to the config class. ``appends_eos``
+    false gives Qwen decoders the chat models' tokenizer, which adds nothing to a text, rather
+    than Qwen3-Embedding's, which ends each with <|endoftext|>."""
     from transformers import (BertConfig, BertTokenizerFast, ModernBertConfig,  # noqa: PLC0415
                               Qwen2Config, Qwen3Config, XLMRobertaConfig,
                               XLMRobertaTokenizerFast)
@@ -104,14 +118,16 @@ def tiny_config(architecture: str, directory: Path, hidden: int = 32, layers: in
             type_vocab_size=1, layer_norm_eps=1e-5, pad_token_id=1, bos_token_id=0,
             eos_token_id=2, **config_keys)
     else:  # qwen3, qwen2: one tokenizer layout; Qwen2 has biases on q, k, v and no q/k norms
-        tokenizer, ids = _byte_level_tokenizer("qwen3", 1200, max_positions)
+        tokenizer, ids = _byte_level_tokenizer("qwen3", 1200, max_positions, appends_eos)
         config_class = Qwen3Config if architecture == "qwen3" else Qwen2Config
-        extra = {"head_dim": hidden // heads} if architecture == "qwen3" else {}
-        config = config_class(
-            vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
-            num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads // 2,
-            max_position_embeddings=max_positions, rope_theta=1000000.0,
-            pad_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|endoftext|>"],
-            bos_token_id=None, tie_word_embeddings=True, **extra, **config_keys)
+        keys = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=hidden * 2,
+                    num_hidden_layers=layers, num_attention_heads=heads,
+                    num_key_value_heads=heads // 2, max_position_embeddings=max_positions,
+                    rope_theta=1000000.0, pad_token_id=ids["<|endoftext|>"],
+                    eos_token_id=ids["<|endoftext|>"], bos_token_id=None,
+                    tie_word_embeddings=True)
+        if architecture == "qwen3":
+            keys["head_dim"] = hidden // heads
+        config = config_class(**{**keys, **config_keys})
     tokenizer.save_pretrained(directory)
     return config

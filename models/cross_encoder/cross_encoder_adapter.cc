@@ -49,8 +49,8 @@ class CrossEncoderAdapter : public engine::PairScoringAdapter {
                        task_.max_length, manifest.max_positions, manifest.max_positions);
   }
 
-  std::vector<Encoding> encode_pair(std::string_view query,
-                                    std::string_view passage) const override {
+  std::vector<Encoding> encode_pair(std::string_view query, std::string_view passage,
+                                    const std::optional<std::string>&) const override {
     return pairs_.encode(query, passage);
   }
 

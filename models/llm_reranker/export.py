@@ -1,16 +1,23 @@
-"""Export decoder-only 'Yes'-logit rerankers to an engine bundle.
+"""Export decoder-only LLM rerankers to an engine bundle.
 
-Supported checkpoints: BAAI/bge-reranker-v2-gemma (GemmaForCausalLM with the
-Gemma SentencePiece BPE tokenizer, scored by FlagEmbedding's FlagLLMReranker
-as the logit of the 'Yes' token at the last position), plus a tiny random
-checkpoint of the same architecture for tests (``write_tiny_checkpoint``).
+Supported checkpoints, by config.json's model_type (a *ForCausalLM with its tokenizer):
+  gemma / gemma2   BAAI/bge-reranker-v2-gemma, scored as FlagEmbedding's FlagLLMReranker (the
+                   logit of 'Yes'); Gemma's tokenizer.model (SentencePiece BPE)
+  qwen3            Qwen/Qwen3-Reranker-0.6B/4B/8B, as its model card scores (P(yes) from the
+                   'yes' and 'no' logits); tokenizer.json (byte-level BPE)
+  qwen2            mixedbread-ai/mxbai-rerank-base/large-v2, as mxbai-rerank's MxbaiRerankV2
+                   scores (logit of '1' minus that of '0'); tokenizer.json
+  llama / mistral  with --kind naming the template its reference uses
+How each writes a pair and reads its score is data (models/llm_reranker/templates.py), written
+into the manifest's ``template`` and ``score`` blocks; ``--kind`` picks another template than the
+model_type's default. Tiny random checkpoints of each architecture: ``write_tiny_checkpoint``.
 
 A bundle directory contains:
   model.pt         TorchScript trace: (input_ids, attention_mask) int64 [B, T]
-                   -> score float32 [B], the 'Yes' logit at each row's last
-                   real token.  Left and right padding give the same score.
-  tokenizer.model  the Gemma SentencePiece model (ids used as they are)
-  engine.json      manifest read by the C++ engine (prompt, separator, ids)
+                   -> logits float32 [B, K], the logits of the score's K tokens at each row's
+                   last real token.  Left and right padding give the same logits.
+  tokenizer.model or tokenizer.json
+  engine.json      manifest read by the C++ engine (template, score rule, ids)
 """
 
 from __future__ import annotations
@@ -21,22 +28,30 @@ from pathlib import Path
 import sentencepiece as spm
 import torch
 from torch import nn
-from transformers import (AutoConfig, AutoTokenizer, GemmaConfig, GemmaForCausalLM,
-                          GemmaTokenizer, GemmaTokenizerFast)
+from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, GemmaConfig,
+                          GemmaForCausalLM, GemmaTokenizer, GemmaTokenizerFast)
 
-from models.common.bundle import embedding_scale_name
+from models.common.bundle import embedding_scale_name, spread_weights
 from models.common.bundle import (DTYPES, TRACE_TOL, atomic_copy, dtype_fields, hf_checkpoint_dir,
                                   manifest_header, save_verified_trace, source_block,
                                   write_manifest, write_tiny_marker)
-from models.llm_reranker.tokenizer import (DEFAULT_PROMPT, PASSAGE_PREFIX, QUERY_PREFIX,
-                                           SEPARATOR, check_gemma_layout,
-                                           train_gemma_sentencepiece)
+from models.common.checkpoint_family import LLM_RERANKER_TYPES
+from models.common.tokenizer_files import bundle_tokenizer
+from models.llm_reranker.templates import DEFAULT_TEMPLATE, TEMPLATES, manifest_blocks
+from models.llm_reranker.tokenizer import check_gemma_layout, train_gemma_sentencepiece
 
 SPM_FILE = "tokenizer.model"
 
-_SUPPORTED_TYPES = {"gemma"}
-# FlagLLMReranker defaults (FlagEmbedding 1.4.2 decoder_only/base.py:220,297).
-FLAG_MAX_LENGTH = 512
+# Decoders whose transformers class the exporter traces; each needs a template (--kind) unless
+# DEFAULT_TEMPLATE names one for it.
+_SUPPORTED_TYPES = set(LLM_RERANKER_TYPES)
+# The --kind values: the templates.
+KINDS = tuple(TEMPLATES)
+# A Qwen3-Reranker-0.6B-shaped random checkpoint (config.json of the published model, random
+# weights, the tiny tokenizer): for the speed measurements of docs/speed.md.
+TINY_SHAPES = {"qwen3-0.6b": dict(architecture="qwen3", hidden=1024, layers=28, heads=16,
+                                  kv_heads=8, head_dim=128, intermediate=3072,
+                                  max_positions=40960)}
 
 
 # --------------------------------------------------------------------------
@@ -67,13 +82,20 @@ def _spread_gemma_weights(model: nn.Module, seed: int) -> None:
             p.copy_(0.1 * noise)
 
 
-def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 2000, hidden: int = 64,
-                          layers: int = 2, heads: int = 4, kv_heads: int = 1, head_dim: int = 16,
+def write_tiny_checkpoint(out_dir, seed: int = 0, architecture: str = "gemma",
+                          vocab_size: int = 2000, hidden: int = 64, layers: int = 2,
+                          heads: int = 4, kv_heads: int = 1, head_dim: int = 16,
                           intermediate: int = 128, max_positions: int = 1024) -> Path:
-    """Write a small random GemmaForCausalLM checkpoint laid out like the
-    published bge-reranker-v2-gemma (config.json, model.safetensors,
-    tokenizer.model, tokenizer.json, tokenizer_config.json,
-    special_tokens_map.json).  One kv head: multi-query, like gemma-2b."""
+    """Write a small random *ForCausalLM checkpoint of ``architecture``: gemma laid out like the
+    published bge-reranker-v2-gemma (config.json, model.safetensors, tokenizer.model,
+    tokenizer.json, tokenizer_config.json, special_tokens_map.json; one kv head: multi-query,
+    like gemma-2b); qwen3 like Qwen3-Reranker and qwen2 like mxbai-rerank-v2 (tokenizer.json,
+    byte-level BPE trained on the spot, 'yes', 'no', '0' and '1' whole tokens)."""
+    if architecture in ("qwen3", "qwen2"):
+        return _write_tiny_qwen(out_dir, seed, architecture, hidden, layers, heads, kv_heads,
+                                head_dim, intermediate, max_positions)
+    if architecture != "gemma":
+        raise ValueError(f"architecture {architecture!r} is not one of gemma, qwen3, qwen2")
     out = Path(out_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     spm_path = out / SPM_FILE
@@ -105,25 +127,48 @@ def write_tiny_checkpoint(out_dir, seed: int = 0, vocab_size: int = 2000, hidden
     return out
 
 
+def _write_tiny_qwen(out_dir, seed: int, architecture: str, hidden: int, layers: int, heads: int,
+                     kv_heads: int, head_dim: int, intermediate: int, max_positions: int) -> Path:
+    from models.common.tiny_encoders import tiny_config  # noqa: PLC0415
+
+    out = Path(out_dir).resolve()
+    extra = {"head_dim": head_dim} if architecture == "qwen3" else {}
+    config = tiny_config(architecture, out, hidden=hidden, layers=layers, heads=heads,
+                         max_positions=max_positions, appends_eos=False,
+                         intermediate_size=intermediate,
+                         num_key_value_heads=kv_heads, architectures=[
+                             "Qwen3ForCausalLM" if architecture == "qwen3" else
+                             "Qwen2ForCausalLM"], **extra)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    spread_weights(model, seed)
+    model.save_pretrained(out, safe_serialization=True)
+    write_tiny_marker(out, {"seed": seed, "architecture": architecture, "hidden": hidden,
+                            "layers": layers, "heads": heads, "kv_heads": kv_heads,
+                            "head_dim": config.head_dim if hasattr(config, "head_dim") else None,
+                            "intermediate": intermediate, "max_positions": max_positions})
+    return out
+
+
 # --------------------------------------------------------------------------
 # Bundle export
 # --------------------------------------------------------------------------
 
-class YesLogit(nn.Module):
-    """Decoder body + the single 'Yes' row of the LM head.
+class TokenLogits(nn.Module):
+    """Decoder body + the rows of the LM head that the score reads.
 
     Position ids come from the mask (cumsum - 1, clamped at 0), the attention
     bias is built here (causal AND key-not-padding) and passed as a 4D mask,
     so no HF mask helper makes Python decisions on the example inputs.  Only
-    hidden[b, last_real_b] . W[yes] is computed: no [B, T, vocab] logits.
+    hidden[b, last_real_b] . W[tokens].T is computed: no [B, T, vocab] logits.
     """
 
-    def __init__(self, body: nn.Module, yes_row: torch.Tensor, yes_bias: float | None,
+    def __init__(self, body: nn.Module, rows: torch.Tensor, bias: torch.Tensor | None,
                  softcap: float | None):
         super().__init__()
         self.body = body
-        self.register_buffer("yes_row", yes_row.detach().clone().float())
-        self.yes_bias = yes_bias
+        self.register_buffer("token_rows", rows.detach().clone().float())
+        self.register_buffer("token_bias", None if bias is None else bias.detach().clone().float())
         self.softcap = softcap
 
     def forward(self, input_ids, attention_mask):
@@ -139,12 +184,13 @@ class YesLogit(nn.Module):
                            position_ids=position_ids, use_cache=False)[0]
         last = (mask * steps[None, :]).amax(dim=1)        # last real position, any padding
         rows = torch.ones_like(last).cumsum(0) - 1
-        score = hidden[rows, last].float() @ self.yes_row.float()  # in bf16/fp16 bundles too
-        if self.yes_bias is not None:
-            score = score + self.yes_bias
+        # In float32 in bf16/fp16 bundles too: the score is a difference of logits.
+        logits = hidden[rows, last].float() @ self.token_rows.float().t()
+        if self.token_bias is not None:
+            logits = logits + self.token_bias.float()
         if self.softcap is not None:
-            score = torch.tanh(score / self.softcap) * self.softcap
-        return score
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
 
 
 class _DeviceNeutralRope(nn.Module):
@@ -176,12 +222,31 @@ def _load(ckpt: Path):
                          f"({sorted(_SUPPORTED_TYPES)})")
     # eager attention: SDPA picks kernels/mask shortcuts from Python
     # conditions on the example inputs, which a trace would freeze.
-    model = GemmaForCausalLM.from_pretrained(ckpt, attn_implementation="eager",
-                                             dtype=torch.float32).eval()
-    # The tokenizer FlagLLMReranker uses (AutoTokenizer: the fast one when
-    # tokenizer.json exists).
+    model = AutoModelForCausalLM.from_pretrained(ckpt, attn_implementation="eager",
+                                                 dtype=torch.float32).eval()
+    # The tokenizer the references use (AutoTokenizer: the fast one when tokenizer.json exists).
     tok = AutoTokenizer.from_pretrained(ckpt)
     return model, tok
+
+
+def _bundle_tokenizer(ckpt: Path, out: Path, model, tok) -> tuple[dict, dict, int]:
+    """(manifest tokenizer block, special ids, first ordinary id) of the bundle's tokenizer:
+    Gemma's tokenizer.model as the engine's SentencePiece reader runs it, else tokenizer.json."""
+    if model.config.model_type in ("gemma", "gemma2") and (ckpt / SPM_FILE).is_file():
+        specials = check_gemma_layout(ckpt / SPM_FILE)
+        hf_specials = {"bos": tok.bos_token_id, "eos": tok.eos_token_id,
+                       "pad": tok.pad_token_id, "unk": tok.unk_token_id}
+        if hf_specials != specials:
+            raise ValueError(f"HF tokenizer specials {hf_specials} != tokenizer.model {specials}")
+        sp_yes = spm.SentencePieceProcessor(model_file=str(ckpt / SPM_FILE)).encode("Yes")
+        if sp_yes[:1] != tok("Yes", add_special_tokens=False)["input_ids"][:1]:
+            raise ValueError(f"'Yes' is {sp_yes} for sentencepiece, not as the HF tokenizer has it")
+        atomic_copy(ckpt / SPM_FILE, out / SPM_FILE)
+        return ({"kind": "gemma_sentencepiece", "file": SPM_FILE, "add_bos": True}, specials, 4)
+    bundled = bundle_tokenizer(ckpt, out, model.config)
+    if bundled.manifest["kind"] != "tokenizer_json":
+        raise FileNotFoundError(f"{ckpt}: no tokenizer.json (byte-level BPE decoders need it)")
+    return bundled.manifest, bundled.special_tokens, bundled.first_ordinary_id
 
 
 def _pad(rows: list[torch.Tensor], side: str, pad_id: int):
@@ -196,8 +261,8 @@ def _pad(rows: list[torch.Tensor], side: str, pad_id: int):
 
 
 @torch.no_grad()
-def _hf_yes_logits(model, hf_rope, ids, mask, yes_id):
-    """The eager HF model's logits[b, last_real_b, yes_id] with explicit
+def _hf_token_logits(model, hf_rope, ids, mask, token_ids):
+    """The eager HF model's logits[b, last_real_b, token_ids] with explicit
     position ids; logits_to_keep limits the LM head to the needed positions
     (full vocabulary rows), which keeps a 256k-vocab check in memory."""
     position_ids = (mask.cumsum(1) - 1).clamp(min=0)
@@ -210,46 +275,64 @@ def _hf_yes_logits(model, hf_rope, ids, mask, yes_id):
     finally:
         model.model.rotary_emb = neutral
     col = torch.searchsorted(keep, last)
-    return logits[torch.arange(ids.size(0)), col, yes_id].float()
+    return logits[torch.arange(ids.size(0)), col][:, token_ids].float()
+
+
+def _longest_sequence(template: dict, tok, max_length: int, max_positions: int) -> int:
+    """The longest sequence the template's truncation rule builds at ``max_length``, with the
+    default instruction (the engine checks each job's own)."""
+    instruction = template["instruction"]
+    filled = (instruction["format"].format(instruction=instruction["default"])
+              if instruction["default"] is not None else "")
+
+    def length(segment):
+        return sum(len(p["ids"]) if "ids" in p else
+                   len(tok(p["text"].format(instruction=filled), add_special_tokens=False)
+                       ["input_ids"]) for p in template[segment])
+
+    prefix, suffix = length("prefix"), length("suffix")
+    rule = template["truncation"]
+    if rule == "flag_llm":  # prefix + q + sep + p cut to max_length + |suffix|, then the suffix
+        return max_length + 2 * suffix
+    if rule == "whole_text":  # max_length counts everything
+        return max_length
+    return min(max_length, max_positions - prefix - suffix) + prefix + suffix  # mxbai
 
 
 @torch.no_grad()
 def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
-                  dtype: str = "fp32", model_format: str = "torchscript") -> Path:
+                  dtype: str = "fp32", model_format: str = "torchscript",
+                  kind: str | None = None) -> Path:
     """Trace ``checkpoint_dir`` into a bundle at ``out_dir`` and verify it.
 
-    ``max_length`` is FlagLLMReranker's max_length (default 512): the query
-    ("A: " + query) is cut to max_length * 3 // 4 tokens, the passage
-    ("B: " + passage) to max_length, then the passage is cut further so that
-    bos + query + sep + passage <= max_length + len(prompt).
+    ``kind`` names the template (models/llm_reranker/templates.py; default by model_type).
+    ``max_length`` is the reference's max_length, read as its truncation rule reads it (default
+    the reference's, within the model's positions): FlagLLMReranker's 512 for the query and the
+    passage, the prompt on top; the whole sequence for Qwen3-Reranker; mxbai-rerank's, the
+    templates on top.
     """
     t0 = time.time()
     ckpt = hf_checkpoint_dir(checkpoint_dir)
     out = Path(out_dir).resolve()
-    spm_src = ckpt / SPM_FILE
-    if not spm_src.is_file():
-        raise FileNotFoundError(f"{ckpt}: no {SPM_FILE} (Gemma SentencePiece model)")
-    specials = check_gemma_layout(spm_src)
-
+    out.mkdir(parents=True, exist_ok=True)
     model, tok = _load(ckpt)
     cfg = model.config
-    hf_specials = {"bos": tok.bos_token_id, "eos": tok.eos_token_id, "pad": tok.pad_token_id,
-                   "unk": tok.unk_token_id}
-    if hf_specials != specials:
-        raise ValueError(f"HF tokenizer specials {hf_specials} != tokenizer.model {specials}")
-    ids_of = lambda text: tok(text, add_special_tokens=False)["input_ids"]
-    yes_id = ids_of("Yes")[0]  # exactly FlagLLMReranker's lookup (base.py:258)
-    prompt_ids, sep_ids = ids_of(DEFAULT_PROMPT), ids_of(SEPARATOR)
-    sp_yes = spm.SentencePieceProcessor(model_file=str(spm_src)).encode("Yes")
-    if sp_yes[:1] != [yes_id]:
-        raise ValueError(f"'Yes' is {yes_id} for the HF tokenizer but {sp_yes} for sentencepiece")
-
+    name = kind or DEFAULT_TEMPLATE.get(cfg.model_type)
+    if name not in TEMPLATES:
+        raise ValueError(f"{ckpt}: say which reranker template a {cfg.model_type} checkpoint "
+                         f"follows with --kind (one of {sorted(TEMPLATES)})" if name is None else
+                         f"--kind {name!r} is not a template (one of {sorted(TEMPLATES)})")
+    tokenizer_block, specials, first_ordinary = _bundle_tokenizer(ckpt, out, model, tok)
     max_positions = cfg.max_position_embeddings
     if max_length is None:
-        max_length = FLAG_MAX_LENGTH
-    # Longest sequence FlagLLMReranker builds: bos + q + sep + p is cut to
-    # max_length + |sep| + |prompt|, then sep + prompt are appended.
-    max_sequence = max_length + 2 * len(sep_ids) + 2 * len(prompt_ids)
+        max_length = TEMPLATES[name].max_length
+        while max_length > 8 and _longest_sequence(
+                manifest_blocks(name, tok, max_length)[0], tok, max_length,
+                max_positions) > max_positions:
+            max_length //= 2  # the reference's default, halved until it fits a small model
+    template, score = manifest_blocks(name, tok, max_length, ckpt.name)
+    token_ids = score["token_ids"]
+    max_sequence = _longest_sequence(template, tok, max_length, max_positions)
     if max_length < 8:
         raise ValueError(f"max_length {max_length} must be at least 8")
     if max_sequence > max_positions:
@@ -257,20 +340,24 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
                          f"model has {max_positions} positions")
 
     lm_head = model.get_output_embeddings()
-    yes_bias = None if lm_head.bias is None else float(lm_head.bias[yes_id])
+    rows_of = torch.tensor(token_ids)
+    bias = None if lm_head.bias is None else lm_head.bias[rows_of]
     softcap = getattr(cfg, "final_logit_softcapping", None)
-    wrapper = YesLogit(model.model, lm_head.weight[yes_id], yes_bias, softcap).eval()
-    # model.model is shared with the HF reference below; _hf_yes_logits puts
+    wrapper = TokenLogits(model.model, lm_head.weight[rows_of], bias, softcap).eval()
+    # model.model is shared with the HF reference below; _hf_token_logits puts
     # HF's own rotary embedding back while it runs.
     hf_rope = model.model.rotary_emb
     model.model.rotary_emb = _DeviceNeutralRope(hf_rope)
 
     gen = torch.Generator().manual_seed(1234)
-    def rows(lengths):  # <bos> + random ordinary pieces
+    bos = specials["bos"] if TEMPLATES[name].bos else None
+
+    def rows(lengths):  # [<bos>] + random ordinary pieces
         out_rows = []
         for n in lengths:
-            r = torch.randint(4, cfg.vocab_size, (n,), generator=gen)
-            r[0] = specials["bos"]
+            r = torch.randint(first_ordinary, cfg.vocab_size, (n,), generator=gen)
+            if bos is not None:
+                r[0] = bos
             out_rows.append(r)
         return out_rows
 
@@ -280,6 +367,7 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     # A 2B model on CPU is slow, so its longest checked row is shorter.
     n_params = sum(p.numel() for p in model.parameters())
     longest = min(max_sequence, 1024 if n_params < 1e8 else 128)
+    pad_id = specials["pad"]
 
     shape_tol = TRACE_TOL if dtype == "fp32" else 4 * torch.finfo(DTYPES[dtype][1]).eps
 
@@ -287,13 +375,13 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
         worst = {"vs_hf": 0.0, "vs_eager": 0.0, "vs_unpadded": 0.0}
         for lengths in ([9, 9], [37, 20, 3], [longest, 64, 17, 6]):
             batch_rows = rows(lengths)
-            alone = torch.cat([loaded(*_pad([r], "right", 0)) for r in batch_rows])
+            alone = torch.cat([loaded(*_pad([r], "right", pad_id)) for r in batch_rows])
             for side in ("right", "left") if len(set(lengths)) > 1 else ("right",):
-                ids, mask = _pad(batch_rows, side, specials["pad"])
+                ids, mask = _pad(batch_rows, side, pad_id)
                 got = loaded(ids, mask)
-                if got.shape != (len(lengths),) or got.dtype != torch.float32:
+                if got.shape != (len(lengths), len(token_ids)) or got.dtype != torch.float32:
                     raise RuntimeError(f"traced output has shape {tuple(got.shape)} {got.dtype}")
-                ref = _hf_yes_logits(model, hf_rope, ids, mask, yes_id)
+                ref = _hf_token_logits(model, hf_rope, ids, mask, token_ids)
                 if softcap is not None:
                     ref = torch.tanh(ref / softcap) * softcap  # HF applies it after the head
                 # Same graph: exact up to float noise.  Different kernels or GEMM
@@ -314,10 +402,9 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     # Gemma's sqrt(hidden) embedding scale is a torch.tensor constant, which
     # the tracer warns about.
     model_path, emb_name, worst = save_verified_trace(
-        wrapper, _pad(rows([11, 7]), "right", specials["pad"]), out, verify,
+        wrapper, _pad(rows([11, 7]), "right", pad_id), out, verify,
         model.get_input_embeddings().weight, ignore_tracer_warnings=True, dtype=dtype,
         model_format=model_format)
-    atomic_copy(spm_src, out / SPM_FILE)
 
     manifest = {
         **manifest_header("llm_reranker", model_path),
@@ -327,26 +414,19 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
             "hidden_size": cfg.hidden_size,
             "num_heads": cfg.num_attention_heads,
             "num_kv_heads": cfg.num_key_value_heads,
-            "head_dim": cfg.head_dim,
+            "head_dim": getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads,
             "intermediate_size": cfg.intermediate_size,
         },
         "vocab_size": cfg.vocab_size,
         "max_positions": max_positions,
         "max_length": max_length,
-        "query_max_length": max_length * 3 // 4,
         "max_sequence_length": max_sequence,
         "special_tokens": specials,
-        "tokenizer": {"kind": "gemma_sentencepiece", "file": SPM_FILE, "add_bos": True},
-        "yes_token_id": yes_id,
-        "prompt": DEFAULT_PROMPT,
-        "separator": SEPARATOR,
-        "query_prefix": QUERY_PREFIX,
-        "passage_prefix": PASSAGE_PREFIX,
-        # The HF tokenizer's ids for the fixed strings, for C++ to check.
-        "prompt_ids": prompt_ids,
-        "separator_ids": sep_ids,
+        "tokenizer": tokenizer_block,
+        "template": template,
+        "score": score,
         "inputs": ["input_ids", "attention_mask"],
-        "outputs": ["score"],
+        "outputs": ["logits"],
         **dtype_fields(dtype),
         "embedding_parameter": emb_name,
         "embedding_scale": embedding_scale_name(emb_name),
@@ -357,14 +437,17 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     write_manifest(out, manifest)
 
     arch = manifest["architecture"]
+    tokens = ", ".join(f"{t!r}={i}" for t, i in zip(score["tokens"], token_ids))
     print(f"bundle: {out}")
     print(f"  model:      {type(model).__name__} ({cfg.model_type}) layers={arch['num_layers']} "
           f"hidden={arch['hidden_size']} heads={arch['num_heads']}/{arch['num_kv_heads']}kv "
           f"head_dim={arch['head_dim']} params={n_params / 1e6:.2f}M")
-    print(f"  vocab:      {cfg.vocab_size}, yes={yes_id} ({tok.convert_ids_to_tokens(yes_id)!r}), "
-          f"prompt={len(prompt_ids)} tokens, sep={sep_ids}")
-    print(f"  lengths:    max_length={max_length} query_max={max_length * 3 // 4} "
-          f"max_sequence={max_sequence} max_positions={max_positions}")
+    print(f"  template:   {name} ({template['reference']}), {template['truncation']} truncation; "
+          f"score {score['rule']} of {tokens}")
+    print(f"  tokenizer:  {tokenizer_block['kind']} ({tokenizer_block['file']}), "
+          f"vocab {cfg.vocab_size}")
+    print(f"  lengths:    max_length={max_length} max_sequence={max_sequence} "
+          f"max_positions={max_positions}")
     print(f"  {model_path.name}:   {model_path.stat().st_size / 1e6:.2f} MB "
           f"sha256={manifest['model_sha256'][:16]}...")
     print("  checks:     " + ", ".join(f"{k} {v:.2e}" for k, v in worst.items())

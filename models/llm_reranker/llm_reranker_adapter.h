@@ -1,9 +1,8 @@
-// Decoder-only rerankers (BAAI/bge-reranker-v2-gemma): the pair as FlagEmbedding's
-// FlagLLMReranker writes it,
-//   <bos> "A: " query   "\n"   "B: " passage   "\n"   prompt
-// with the query cut to 3/4 of max_length and the passage to what is left, scored by the logit of
-// 'Yes' at the last real token. The exported graph computes that one logit from one row of the
-// output head, never the [batch, length, vocabulary] logits.
+// Decoder-only rerankers (bge-reranker-v2-gemma, Qwen3-Reranker, mxbai-rerank-v2): each pair
+// written by the bundle's template and scored by its score rule (rerank_template.h), as the
+// reference implementation named in engine.json does. The exported graph computes the logits of
+// the score's tokens at the last real token from those rows of the output head only, never the
+// [batch, length, vocabulary] logits.
 #pragma once
 
 #include <memory>

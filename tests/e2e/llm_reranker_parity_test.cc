@@ -63,7 +63,7 @@ TEST_F(LlmRerankerParityTest, PairsAreBuiltAsFlagLlmRerankerBuildsThem) {
   size_t truncated = 0;
   for (const auto& pair : reference_->at("pairs")) {
     const auto sequences = scorer.encode_pair(pair.at("query").get<std::string>(),
-                                              pair.at("passage").get<std::string>());
+                                              pair.at("passage").get<std::string>(), std::nullopt);
     ASSERT_EQ(sequences.size(), 1u);
     EXPECT_EQ(sequences[0].ids, pair.at("input_ids").get<std::vector<int64_t>>())
         << "query: " << pair.at("query").get<std::string>();

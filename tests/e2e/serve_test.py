@@ -452,6 +452,43 @@ class LlmRerankerServingTest(unittest.TestCase):
             self.assertEqual(server.stop(), 0)
 
 
+class TemplatedLlmRerankerServingTest(unittest.TestCase):
+    """Qwen3-Reranker's layout (a template in its bundle) through TEI's /rerank, with a request's
+    own instruction equal to the batch job's record instruction, and refused by a cross-encoder."""
+
+    def test_a_request_instruction_scores_as_a_record_instruction(self):
+        work = tempfile.mkdtemp(prefix="serve-qwen3-")
+        records = [dict(r, instruction="Find the passage that answers the question")
+                   for r in read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))[:3]]
+        expected = [{r["index"]: r["score"] for r in output["results"]}
+                    for output in run_job(work, "qwen3", "qwen3_reranker_tiny", "rerank", records)]
+        plain = [{r["index"]: r["score"] for r in output["results"]}
+                 for output in run_job(work, "qwen3-plain", "qwen3_reranker_tiny", "rerank",
+                                       [{"query": r["query"], "passages": r["passages"]}
+                                        for r in records])]
+        self.assertNotEqual(expected, plain, "the instruction changed no score")
+        server = Server(work, "qwen3", config("qwen3_reranker_tiny", "rerank"))
+        try:
+            for record, want in zip(records, expected):
+                response = httpx.post(server.url + "/rerank", json={
+                    "query": record["query"], "texts": record["passages"],
+                    "instruction": record["instruction"]})
+                self.assertEqual(response.status_code, 200, response.text)
+                for result in response.json():
+                    self.assertAlmostEqual(result["score"], want[result["index"]],
+                                           delta=TOLERANCE)
+        finally:
+            self.assertEqual(server.stop(), 0)
+        server = Server(work, "ce-instruction", config("xlmr_tiny", "rerank"))
+        try:
+            response = httpx.post(server.url + "/rerank", json={
+                "query": "q", "texts": ["p"], "instruction": "x"})
+            self.assertEqual(response.status_code, 422, response.text)
+            self.assertIn("no place for one", response.json()["error"])
+        finally:
+            self.assertEqual(server.stop(), 0)
+
+
 class OverloadAndShutdownTest(unittest.TestCase):
     def test_a_full_queue_answers_429_and_sigterm_finishes_what_is_queued(self):
         work = tempfile.mkdtemp(prefix="serve-overload-")

@@ -42,6 +42,20 @@ $PY tests/reference/structbert_reference.py --checkpoint "$OUT/sbert_tiny/checkp
 $PY tools/export.py --family llm_reranker --tiny --out "$OUT/llm_tiny"
 $PY tests/reference/llm_reranker_reference.py --checkpoint "$OUT/llm_tiny/checkpoint" \
   --out "$OUT/llm_reranker_256.json" --max-length 256
+# The LLM rerankers of the qwen3 and qwen2 layouts (Qwen3-Reranker, mxbai-rerank-v2): tiny random
+# *ForCausalLM checkpoints with byte-level BPE tokenizer.json files trained on the spot, exported
+# a second time without --family (the template from config.json's model_type), and in bf16; the
+# references are the Qwen3-Reranker model card's code and mxbai-rerank's MxbaiRerankV2.
+for reranker in qwen3_reranker:qwen3:qwen3-reranker mxbai_rerank:qwen2:mxbai-rerank-v2; do
+  IFS=: read -r name architecture template <<< "$reranker"
+  $PY tools/export.py --family llm_reranker --tiny --tiny-option architecture="$architecture" \
+    --out "$OUT/${name}_tiny"
+  $PY tools/export.py --checkpoint "$OUT/${name}_tiny/checkpoint" --out "$OUT/${name}_tiny"
+  $PY tools/export.py --checkpoint "$OUT/${name}_tiny/checkpoint" --out "$OUT/${name}_tiny_bf16" \
+    --dtype bf16
+  $PY tests/reference/decoder_reranker_reference.py --reranker "$template" \
+    --checkpoint "$OUT/${name}_tiny/checkpoint" --out "$OUT/${name}_256.json" --max-length 256
+done
 # tokenizer.json of every model type, trained on the spot with tokenizers' own trainers or converted
 # by transformers, and tokenizers' ids on a multilingual set (tests/unit/tokenizer_json_test.cc).
 $PY tests/reference/tokenizer_json_reference.py --out "$OUT/tokenizer_json"
@@ -102,6 +116,8 @@ $PY tools/export.py --family cross_encoder --checkpoint "$OUT/xlmr_tiny/checkpoi
 $PY tests/reference/manifest_schema_cases.py --out "$OUT/manifest_schema_cases.json" --bundles \
   "$OUT"/xlmr_tiny "$OUT"/xlmr_tiny_int8 "$OUT"/xlmr_tiny_bf16 "$OUT"/m3_tiny "$OUT"/m3_tiny_bf16 \
   "$OUT"/sbert_tiny "$OUT"/sbert_tiny_bi "$OUT"/llm_tiny "$OUT"/llm_tiny_bf16 "$OUT"/xlmr_tiny_aoti \
+  "$OUT"/qwen3_reranker_tiny "$OUT"/qwen3_reranker_tiny_bf16 "$OUT"/mxbai_rerank_tiny \
+  "$OUT"/mxbai_rerank_tiny_bf16 \
   "$OUT"/st_bert_tiny "$OUT"/st_bert_vocab_tiny "$OUT"/st_modernbert_tiny "$OUT"/st_qwen3_tiny \
   "$OUT"/st_qwen2_tiny "$OUT"/st_xlm-roberta_tiny "$OUT"/st_xlm-roberta_lower_tiny \
   "$OUT"/ce_bert_tiny "$OUT"/ce_modernbert_tiny

@@ -1,0 +1,184 @@
+// The LLM rerankers that are templates in their bundles, against their own reference code on
+// tiny random checkpoints of their architectures (tests/reference/decoder_reranker_reference.py):
+// Qwen3-Reranker (qwen3, the model card's code) and mxbai-rerank-v2 (qwen2, the mxbai-rerank
+// package). The exact ids of each pair, with the default instruction and with another, per job
+// and per record; the scores in the batch job; bf16 rankings.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "engine/runtime/pair_scoring_adapter.h"
+#include "models/registry.h"
+#include "tests/support/test_support.h"
+
+namespace engine {
+namespace {
+
+using testing::fixture_path;
+
+constexpr double kTolerance = 1e-5;
+
+struct Case {
+  const char* bundle;
+  const char* reference;
+  const char* name;
+};
+
+class DecoderRerankerParityTest : public ::testing::TestWithParam<Case> {
+ protected:
+  void SetUp() override {
+    models::register_model_families();
+    bundle_ = fixture_path(GetParam().bundle);
+    reference_ = testing::read_json(fixture_path(GetParam().reference));
+    max_length_ = "task.max_length=" + std::to_string(reference_.at("max_length").get<int>());
+  }
+
+  // Score records of the reference's pairs; `instruction` adds each record's own.
+  std::vector<std::string> score_records(const char* run, bool instruction) const {
+    std::vector<std::string> lines;
+    for (const auto& pair : reference_.at("runs").at(run)) {
+      nlohmann::json record = {{"query", pair.at("query")}, {"passage", pair.at("passage")}};
+      if (instruction) record["instruction"] = reference_.at("instruction");
+      lines.push_back(record.dump());
+    }
+    return lines;
+  }
+
+  void expect_scores(const std::vector<nlohmann::json>& outputs, const char* run,
+                     const std::string& what) const {
+    const auto& expected = reference_.at("runs").at(run);
+    ASSERT_EQ(outputs.size(), expected.size()) << what;
+    for (size_t i = 0; i < outputs.size(); ++i) {
+      ASSERT_TRUE(outputs[i].contains("score")) << what << " pair " << i << ": " << outputs[i];
+      EXPECT_NEAR(outputs[i].at("score").get<double>(), expected[i].at("score").get<double>(),
+                  kTolerance)
+          << what << " pair " << i;
+    }
+  }
+
+  std::string bundle_;
+  nlohmann::json reference_;
+  std::string max_length_;
+  testing::TempDir dir_;
+};
+
+TEST_P(DecoderRerankerParityTest, PairsAreBuiltAsTheReferenceBuildsThem) {
+  ModelBundle bundle = load_bundle_without_model(bundle_);
+  TaskConfig task;
+  task.kind = TaskKind::kScore;
+  task.max_length = reference_.at("max_length");
+  const auto options = read_family_options(
+      "llm_reranker", {ConfigNode::empty("model.options"), bundle.manifest, task});
+  auto adapter = make_adapter("llm_reranker", {bundle, task, *options});
+  const auto& scorer = dynamic_cast<const PairScoringAdapter&>(*adapter);
+  size_t cut = 0;
+  for (const char* run : {"default", "instruction"}) {
+    const std::optional<std::string> instruction =
+        std::string(run) == "default" ? std::nullopt
+                                      : std::optional<std::string>(reference_.at("instruction"));
+    for (const auto& pair : reference_.at("runs").at(run)) {
+      const auto sequences = scorer.encode_pair(pair.at("query").get<std::string>(),
+                                                pair.at("passage").get<std::string>(), instruction);
+      ASSERT_EQ(sequences.size(), 1u);
+      const auto expected = pair.at("input_ids").get<std::vector<int64_t>>();
+      EXPECT_EQ(sequences[0].ids, expected)
+          << run << " query: " << pair.at("query").get<std::string>().substr(0, 80);
+      cut += expected.size() >= static_cast<size_t>(reference_.at("max_length").get<int>());
+    }
+  }
+  EXPECT_GE(cut, 2u) << "the fixture must cut pairs at max_length";
+}
+
+TEST_P(DecoderRerankerParityTest, ScoresEqualTheReferenceInTheBatchJob) {
+  for (const char* batch : {"batching.max_batch_size=1", "batching.max_batch_size=8"}) {
+    expect_scores(testing::run_job(bundle_, score_records("default", false), "score",
+                                   {max_length_, batch}, dir_),
+                  "default", batch);
+  }
+}
+
+TEST_P(DecoderRerankerParityTest, NormalizedScoresAreTheReferencesNormalizedOnes) {
+  const auto outputs = testing::run_job(bundle_, score_records("default", false), "score",
+                                        {max_length_, "task.normalize=true"}, dir_);
+  const auto& expected = reference_.at("normalized");
+  ASSERT_EQ(outputs.size(), expected.size());
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    EXPECT_NEAR(outputs[i].at("score").get<double>(), expected[i].get<double>(), kTolerance)
+        << "pair " << i;
+  }
+}
+
+TEST_P(DecoderRerankerParityTest, AnInstructionPerJobOrPerRecordIsTheReferencesInstruction) {
+  const std::string instruction = reference_.at("instruction");
+  expect_scores(testing::run_job(bundle_, score_records("instruction", false), "score",
+                                 {max_length_, "model.options.instruction=" + instruction}, dir_),
+                "instruction", "per job");
+  expect_scores(
+      testing::run_job(bundle_, score_records("instruction", true), "score", {max_length_}, dir_),
+      "instruction", "per record");
+}
+
+// The reference's rankings (20 queries, 4 passages each) from the rerank task: the fp32 bundle's
+// scores within 1e-5, and the same checkpoint traced in bf16 ranking every query's passages as
+// the fp32 reference does on at least 95% of the queries.
+TEST_P(DecoderRerankerParityTest, RerankRankingsAreTheReferencesInFp32AndBf16) {
+  std::vector<std::string> lines;
+  for (const auto& record : reference_.at("rerank")) {
+    lines.push_back(
+        nlohmann::json({{"query", record.at("query")}, {"passages", record.at("passages")}})
+            .dump());
+  }
+  for (const std::string suffix : {"", "_bf16"}) {
+    const auto outputs = testing::run_job(bundle_ + suffix, lines, "rerank", {max_length_}, dir_);
+    ASSERT_EQ(outputs.size(), lines.size()) << suffix;
+    size_t equal = 0;
+    double worst = 0;
+    for (size_t r = 0; r < outputs.size(); ++r) {
+      const auto& scores = reference_.at("rerank")[r].at("scores");
+      std::vector<size_t> want(scores.size());
+      std::iota(want.begin(), want.end(), 0);
+      std::stable_sort(want.begin(), want.end(), [&](size_t a, size_t b) {
+        return scores[a].get<double>() > scores[b].get<double>();
+      });
+      std::vector<size_t> got;
+      for (const auto& result : outputs[r].at("results")) {
+        const auto index = result.at("index").get<size_t>();
+        got.push_back(index);
+        worst = std::max(worst,
+                         std::abs(result.at("score").get<double>() - scores[index].get<double>()));
+      }
+      equal += got == want;
+    }
+    std::cout << GetParam().name << (suffix.empty() ? " fp32" : " bf16") << ": " << equal << "/"
+              << outputs.size() << " rankings equal, max |score - reference| = " << worst << "\n";
+    if (suffix.empty()) {
+      EXPECT_LE(worst, kTolerance);
+      EXPECT_EQ(equal, outputs.size());
+    } else {
+      EXPECT_GE(static_cast<double>(equal), 0.95 * static_cast<double>(outputs.size()));
+      EXPECT_GT(worst, 0.0) << "the bf16 bundle computed in fp32";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Rerankers, DecoderRerankerParityTest,
+    ::testing::Values(Case{"qwen3_reranker_tiny", "qwen3_reranker_256.json", "Qwen3Reranker"},
+                      Case{"mxbai_rerank_tiny", "mxbai_rerank_256.json", "MxbaiRerankV2"}),
+    [](const ::testing::TestParamInfo<Case>& param) { return std::string(param.param.name); });
+
+TEST(RecordInstructionTest, IsRefusedByAModelWhosePairsHaveNoPlaceForOne) {
+  models::register_model_families();
+  testing::TempDir dir;
+  const std::string line =
+      nlohmann::json({{"query", "q"}, {"passage", "p"}, {"instruction", "x"}}).dump();
+  const auto outputs = testing::run_job(fixture_path("xlmr_tiny"), {line}, "score", {}, dir);
+  ASSERT_EQ(outputs.size(), 1u);
+  ASSERT_TRUE(outputs[0].contains("error")) << outputs[0];
+  EXPECT_NE(outputs[0].at("error").get<std::string>().find("no place for one"), std::string::npos)
+      << outputs[0];
+}
+
+}  // namespace
+}  // namespace engine
