@@ -83,10 +83,9 @@ TEST_F(BgeM3ParityTest, ABf16GraphStaysCloseToFlagEmbedding) {
   for (size_t i = 0; i < texts.size(); ++i) {
     lines.push_back(nlohmann::json({{"id", i}, {"text", texts[i]}}).dump());
   }
-  const auto outputs = testing::run_job(fixture_path("m3_tiny_bf16"), lines, "embed",
-                                        {"model.options.outputs=dense,sparse,colbert",
-                                         "task.max_length=512"},
-                                        dir_);
+  const auto outputs =
+      testing::run_job(fixture_path("m3_tiny_bf16"), lines, "embed",
+                       {"model.options.outputs=dense,sparse,colbert", "task.max_length=512"}, dir_);
   const nlohmann::json& expected = *reference_;
   ASSERT_EQ(outputs.size(), expected.at("dense").size());
   double dense_worst = 0, sparse_worst = 0, largest_weight = 1;
@@ -94,8 +93,8 @@ TEST_F(BgeM3ParityTest, ABf16GraphStaysCloseToFlagEmbedding) {
     const auto& dense = outputs[i].at("dense");
     ASSERT_EQ(dense.size(), expected.at("dense")[i].size());
     for (size_t k = 0; k < dense.size(); ++k) {
-      dense_worst = std::max(dense_worst, std::abs(dense[k].get<double>() -
-                                                   expected.at("dense")[i][k].get<double>()));
+      dense_worst = std::max(
+          dense_worst, std::abs(dense[k].get<double>() - expected.at("dense")[i][k].get<double>()));
     }
     const auto& reference = expected.at("lexical_weights")[i];
     for (const auto& [token, weight] : outputs[i].at("sparse").items()) {
@@ -124,17 +123,17 @@ TEST_F(BgeM3ParityTest, ScoresEqualComputeScoreInEveryMode) {
   }
   const auto& scores = reference_->at("compute_score");
   const std::vector<std::pair<std::string, std::string>> modes = {
-      {"dense", "dense"}, {"sparse", "sparse"}, {"colbert", "colbert"},
+      {"dense", "dense"},
+      {"sparse", "sparse"},
+      {"colbert", "colbert"},
       {"combined", "colbert+sparse+dense"}};
   for (const auto& [mode, key] : modes) {
-    const auto outputs = testing::run_job(fixture_path("m3_tiny"), lines, "score",
-                                          {"model.options.mode=" + mode,
-                                           "model.options.weights=0.4,0.2,0.4"},
-                                          dir_);
+    const auto outputs =
+        testing::run_job(fixture_path("m3_tiny"), lines, "score",
+                         {"model.options.mode=" + mode, "model.options.weights=0.4,0.2,0.4"}, dir_);
     ASSERT_EQ(outputs.size(), scores.at(key).size());
     for (size_t i = 0; i < outputs.size(); ++i) {
-      EXPECT_NEAR(outputs[i].at("score").get<double>(), scores.at(key)[i].get<double>(),
-                  kTolerance)
+      EXPECT_NEAR(outputs[i].at("score").get<double>(), scores.at(key)[i].get<double>(), kTolerance)
           << mode << " score of pair " << i;
     }
   }
@@ -165,9 +164,9 @@ TEST_F(BgeM3ParityTest, RerankSharesTheQueryAndSortsPassages) {
 }
 
 TEST_F(BgeM3ParityTest, SparseOutputCanNameTokens) {
-  const auto outputs = testing::run_job(
-      fixture_path("m3_tiny"), {R"({"id": 1, "text": "panda bamboo"})"}, "embed",
-      {"model.options.outputs=sparse", "model.options.sparse_tokens=true"}, dir_);
+  const auto outputs =
+      testing::run_job(fixture_path("m3_tiny"), {R"({"id": 1, "text": "panda bamboo"})"}, "embed",
+                       {"model.options.outputs=sparse", "model.options.sparse_tokens=true"}, dir_);
   const auto& output = outputs.at(0);
   EXPECT_FALSE(output.contains("dense"));
   EXPECT_FALSE(output.contains("colbert"));

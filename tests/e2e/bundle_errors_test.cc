@@ -23,10 +23,11 @@ class BundleErrorsTest : public ::testing::Test {
       std::filesystem::copy_file(fixture_path(std::string("xlmr_tiny/") + file),
                                  dir_.path(std::string("bundle/") + file));
     }
-    write_file(dir_.path("in.jsonl"), R"({"id": 1, "query": "q", "passages": ["p"]})" "\n");
-    write_file(dir_.path("job.yaml"), testing::job_config(dir_.path("bundle"),
-                                                          dir_.path("in.jsonl"),
-                                                          dir_.path("out.jsonl")));
+    write_file(dir_.path("in.jsonl"), R"({"id": 1, "query": "q", "passages": ["p"]})"
+                                      "\n");
+    write_file(
+        dir_.path("job.yaml"),
+        testing::job_config(dir_.path("bundle"), dir_.path("in.jsonl"), dir_.path("out.jsonl")));
   }
 
   void edit_manifest(const std::function<void(nlohmann::json&)>& edit) {
@@ -73,8 +74,9 @@ TEST_F(BundleErrorsTest, TruncatedModelFileCannotBeLoaded) {
 
 TEST_F(BundleErrorsTest, ManifestVocabularyLargerThanTheEmbeddingTable) {
   edit_manifest([](nlohmann::json& manifest) { manifest["vocab_size"] = 250002; });
-  expect_refused("vocab_size is 250002 but the model's embedding table "
-                 "'model.roberta.embeddings.word_embeddings.weight' has only 1002 rows");
+  expect_refused(
+      "vocab_size is 250002 but the model's embedding table "
+      "'model.roberta.embeddings.word_embeddings.weight' has only 1002 rows");
 }
 
 TEST_F(BundleErrorsTest, ManifestVocabularyDisagreesWithTheTokenizer) {
@@ -105,7 +107,8 @@ TEST_F(BundleErrorsTest, ManifestProblemsNameTheKey) {
 TEST_F(BundleErrorsTest, TokenizerProblems) {
   edit_manifest([](nlohmann::json& manifest) { manifest["tokenizer"]["kind"] = "bpe_magic"; });
   expect_refused("tokenizer kind 'bpe_magic' is not supported");
-  edit_manifest([](nlohmann::json& manifest) { manifest["tokenizer"]["kind"] = "xlmr_sentencepiece"; });
+  edit_manifest(
+      [](nlohmann::json& manifest) { manifest["tokenizer"]["kind"] = "xlmr_sentencepiece"; });
   write_file(dir_.path("bundle/sentencepiece.bpe.model"), "garbage");
   expect_refused("cannot load sentencepiece model");
   std::filesystem::remove(dir_.path("bundle/sentencepiece.bpe.model"));

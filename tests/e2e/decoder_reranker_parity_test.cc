@@ -19,11 +19,7 @@ using testing::fixture_path;
 
 constexpr double kTolerance = 1e-5;
 
-struct Case {
-  const char* bundle;
-  const char* reference;
-  const char* name;
-};
+using Case = testing::ParityCase;
 
 class DecoderRerankerParityTest : public ::testing::TestWithParam<Case> {
  protected:
@@ -120,8 +116,10 @@ TEST_P(DecoderRerankerParityTest, AnInstructionPerJobOrPerRecordIsTheReferencesI
 }
 
 // The reference's rankings (20 queries, 4 passages each) from the rerank task: the fp32 bundle's
-// scores within 1e-5, and the same checkpoint traced in bf16 ranking every query's passages as
-// the fp32 reference does on at least 95% of the queries.
+// scores within 1e-5 and its rankings the reference's. The same checkpoint traced in bf16 stays
+// within bf16's rounding of the fp32 scores (5% of their spread) and its ranking agreement is
+// printed: on random weights the passages of a query differ by less than bf16's error as often as
+// not (docs/models.md has the figures), so a ranking bound belongs to trained checkpoints.
 TEST_P(DecoderRerankerParityTest, RerankRankingsAreTheReferencesInFp32AndBf16) {
   std::vector<std::string> lines;
   for (const auto& record : reference_.at("rerank")) {
@@ -156,7 +154,14 @@ TEST_P(DecoderRerankerParityTest, RerankRankingsAreTheReferencesInFp32AndBf16) {
       EXPECT_LE(worst, kTolerance);
       EXPECT_EQ(equal, outputs.size());
     } else {
-      EXPECT_GE(static_cast<double>(equal), 0.95 * static_cast<double>(outputs.size()));
+      double lowest = 1e300, highest = -1e300;
+      for (const auto& record : reference_.at("rerank")) {
+        for (const auto& score : record.at("scores")) {
+          lowest = std::min(lowest, score.get<double>());
+          highest = std::max(highest, score.get<double>());
+        }
+      }
+      EXPECT_LE(worst, 0.05 * (highest - lowest));
       EXPECT_GT(worst, 0.0) << "the bf16 bundle computed in fp32";
     }
   }
@@ -166,7 +171,7 @@ INSTANTIATE_TEST_SUITE_P(
     Rerankers, DecoderRerankerParityTest,
     ::testing::Values(Case{"qwen3_reranker_tiny", "qwen3_reranker_256.json", "Qwen3Reranker"},
                       Case{"mxbai_rerank_tiny", "mxbai_rerank_256.json", "MxbaiRerankV2"}),
-    [](const ::testing::TestParamInfo<Case>& param) { return std::string(param.param.name); });
+    testing::ParityCaseName());
 
 TEST(RecordInstructionTest, IsRefusedByAModelWhosePairsHaveNoPlaceForOne) {
   models::register_model_families();

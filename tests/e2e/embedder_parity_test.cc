@@ -18,13 +18,8 @@ using testing::fixture_path;
 
 constexpr double kTolerance = 1e-5;
 
-struct Case {
-  const char* bundle;
-  const char* reference;
-  const char* name;
-};
+using Case = testing::ParityCase;
 
-void PrintTo(const Case& c, std::ostream* out) { *out << c.name; }
 
 class EmbedderParityTest : public ::testing::TestWithParam<Case> {
  protected:
@@ -151,7 +146,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{"st_xlm-roberta_tiny", "embedder_st_xlm-roberta.json", "XlmRoberta"},
                       Case{"st_xlm-roberta_lower_tiny", "embedder_st_xlm-roberta_lower.json",
                            "LowerCasedText"}),
-    [](const ::testing::TestParamInfo<Case>& param) { return std::string(param.param.name); });
+    testing::ParityCaseName());
 
 }  // namespace
 }  // namespace engine

@@ -53,11 +53,11 @@ TEST(MemoryLimitTest, ABudgetSplitsBatchesBeforeTheyFail) {
   const int64_t resident = CountingCpuAllocator::install().allocated();
   const int64_t budget = (free_run.memory.peak_allocated - resident) / 4;
   JobSummary budgeted;
-  const auto outputs = testing::run_job(
-      fixture_path("xlmr_tiny"), pairs, "score",
-      {"batching.max_batch_size=64", "batching.max_tokens=100000", "batching.window=20",
-       "memory.budget=" + std::to_string(budget)},
-      dir, &budgeted);
+  const auto outputs =
+      testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
+                       {"batching.max_batch_size=64", "batching.max_tokens=100000",
+                        "batching.window=20", "memory.budget=" + std::to_string(budget)},
+                       dir, &budgeted);
   EXPECT_EQ(outputs.size(), pairs.size());
   EXPECT_EQ(budgeted.out_of_memory, 0) << "no limit was set, nothing can fail";
   EXPECT_GT(budgeted.budget_splits, 0) << "later windows are split by the learned model";
@@ -69,9 +69,9 @@ TEST(MemoryLimitTest, WarmUpRunsTheLongestShapeFirstAndChangesNoScore) {
   JobSummary plain, warmed;
   const auto expected = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
                                          {"batching.max_batch_size=8"}, dir, &plain);
-  const auto outputs = testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
-                                        {"batching.max_batch_size=8", "memory.warmup=true"}, dir,
-                                        &warmed);
+  const auto outputs =
+      testing::run_job(fixture_path("xlmr_tiny"), pairs, "score",
+                       {"batching.max_batch_size=8", "memory.warmup=true"}, dir, &warmed);
   EXPECT_EQ(warmed.forward_passes, plain.forward_passes + 1);
   // The warm-up batch is 8 sequences of 512 tokens, longer than any fixture batch.
   EXPECT_GE(warmed.memory.peak_allocated, plain.memory.peak_allocated);

@@ -17,13 +17,8 @@ using testing::fixture_path;
 
 constexpr double kTolerance = 1e-5;
 
-struct Case {
-  const char* bundle;
-  const char* reference;
-  const char* name;
-};
+using Case = testing::ParityCase;
 
-void PrintTo(const Case& c, std::ostream* out) { *out << c.name; }
 
 class PublishedCrossEncoderParityTest : public ::testing::TestWithParam<Case> {
  protected:
@@ -65,11 +60,11 @@ TEST_P(PublishedCrossEncoderParityTest, ActivationNoneGivesItsRawLogits) {
   EXPECT_LE(worst_distance({"model.options.activation=none"}, "logits"), kTolerance);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Layouts, PublishedCrossEncoderParityTest,
-    ::testing::Values(Case{"ce_bert_tiny", "cross_encoder_bert.json", "Bert"},
-                      Case{"ce_modernbert_tiny", "cross_encoder_modernbert.json", "ModernBert"}),
-    [](const ::testing::TestParamInfo<Case>& param) { return std::string(param.param.name); });
+INSTANTIATE_TEST_SUITE_P(Layouts, PublishedCrossEncoderParityTest,
+                         ::testing::Values(Case{"ce_bert_tiny", "cross_encoder_bert.json", "Bert"},
+                                           Case{"ce_modernbert_tiny",
+                                                "cross_encoder_modernbert.json", "ModernBert"}),
+                         testing::ParityCaseName());
 
 }  // namespace
 }  // namespace engine

@@ -16,9 +16,9 @@ class XlmrTokenizerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     reference_ = new nlohmann::json(read_json(fixture_path("xlmr_tokenizer_reference.json")));
-    tokenizer_ = make_tokenizer("xlmr_sentencepiece",
-                                fixture_path("xlmr_tiny/sentencepiece.bpe.model"), {})
-                     .release();
+    tokenizer_ =
+        make_tokenizer("xlmr_sentencepiece", fixture_path("xlmr_tiny/sentencepiece.bpe.model"), {})
+            .release();
   }
   static void TearDownTestSuite() {
     delete reference_;
@@ -45,7 +45,8 @@ TEST_F(XlmrTokenizerTest, SpecialIdsFollowTheFairseqMapping) {
   EXPECT_EQ(special.mask, tokenizer_->vocab_size() - 1);
   EXPECT_EQ(tokenizer_->id_to_piece(0), "<s>");
   EXPECT_EQ(tokenizer_->id_to_piece(special.mask), "<mask>");
-  EXPECT_EQ(tokenizer_->build_pair({10, 11}, {12}).ids, (std::vector<int64_t>{0, 10, 11, 2, 2, 12, 2}));
+  EXPECT_EQ(tokenizer_->build_pair({10, 11}, {12}).ids,
+            (std::vector<int64_t>{0, 10, 11, 2, 2, 12, 2}));
 }
 
 TEST_F(XlmrTokenizerTest, SinglesEqualTheSlowTokenizerEverywhere) {
@@ -108,7 +109,8 @@ TEST_F(XlmrTokenizerTest, LongTextsAreEncodedByPrefixExactly) {
   }
   // A text without any whitespace (one long CJK run) is cut at a character boundary.
   std::string cjk;
-  while (cjk.size() < 1'000'000) cjk += "大熊猫是中国特有的熊科动物今天的天气很好熊猫主要以竹子为食";
+  while (cjk.size() < 1'000'000)
+    cjk += "大熊猫是中国特有的熊科动物今天的天气很好熊猫主要以竹子为食";
   const std::vector<int64_t> cjk_whole = tokenizer_->encode(cjk);
   const std::vector<int64_t> cjk_prefix = tokenizer_->encode(cjk, 300);
   EXPECT_EQ(cjk_prefix, std::vector<int64_t>(cjk_whole.begin(), cjk_whole.begin() + 300));

@@ -3,9 +3,11 @@
 #pragma once
 
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/config/config.h"
@@ -58,6 +60,20 @@ int wait_command(int pid);
 // model.threads: test_threads().
 std::string job_config(const std::string& bundle, const std::string& input,
                        const std::string& output, const std::string& task = "rerank");
+
+// One published layout of a parity test: its bundle fixture, the reference's JSON, and the
+// name gtest gives the case (ParityCaseName).
+struct ParityCase {
+  const char* bundle;
+  const char* reference;
+  const char* name;
+};
+inline void PrintTo(const ParityCase& param, std::ostream* out) { *out << param.name; }
+struct ParityCaseName {
+  std::string operator()(const ::testing::TestParamInfo<ParityCase>& param) const {
+    return param.param.name;
+  }
+};
 
 // Runs the batch job in-process on `bundle` over `input_lines` (task `task`, with `overrides`),
 // in `dir`, and returns the output lines parsed; `summary` receives the job's summary.
