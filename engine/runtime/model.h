@@ -22,6 +22,13 @@ class Model {
   virtual ~Model() = default;
   // Runs the graph; `inputs` follow the manifest's input names, in order. Returns its outputs.
   virtual std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) = 0;
+  // Another method of the graph (a TorchScript bundle may trace more than forward, e.g. the LLM
+  // reranker's prefix_cache and continue_from); false when it has none of that name, or lost it
+  // when the graph was frozen (model.graph fused, model.quantize int8).
+  virtual bool has_method(const std::string& /*name*/) const { return false; }
+  // Runs it as forward runs (autocast, fusion); throws std::logic_error when has_method is false.
+  virtual std::vector<at::Tensor> run_method(const std::string& name,
+                                             const std::vector<at::Tensor>& inputs);
   // Parameters and buffers with their dotted names.
   virtual std::vector<std::pair<std::string, at::Tensor>> named_tensors() const = 0;
   virtual c10::Device device() const = 0;

@@ -8,6 +8,11 @@
 
 namespace engine {
 
+std::vector<at::Tensor> Model::run_method(const std::string& name,
+                                          const std::vector<at::Tensor>& /*inputs*/) {
+  throw std::logic_error("the model graph has no method " + name);
+}
+
 std::unique_ptr<Model> load_model(const Manifest& manifest, const ModelLoadOptions& options) {
   const std::string path = manifest.model_path();
   check<ConfigError>(std::filesystem::is_regular_file(path),

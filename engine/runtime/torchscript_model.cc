@@ -92,11 +92,27 @@ class TorchScriptModel : public Model {
   }
 
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& inputs) override {
+    return call(module_.get_method("forward"), inputs);
+  }
+
+  bool has_method(const std::string& name) const override {
+    return module_.find_method(name).has_value();
+  }
+
+  std::vector<at::Tensor> run_method(const std::string& name,
+                                     const std::vector<at::Tensor>& inputs) override {
+    const std::optional<torch::jit::Method> method = module_.find_method(name);
+    if (!method) throw std::logic_error("the model graph has no method " + name);
+    return call(*method, inputs);
+  }
+
+  std::vector<at::Tensor> call(const torch::jit::Method& method,
+                               const std::vector<at::Tensor>& inputs) {
     std::optional<AutocastScope> autocast;
     if (autocast_) autocast.emplace(device_.type(), dtype_);
     FusionScope fusion(fuse_);
     std::vector<c10::IValue> arguments(inputs.begin(), inputs.end());
-    c10::IValue output = module_.forward(arguments);
+    c10::IValue output = method(arguments);
     std::vector<at::Tensor> outputs;
     if (output.isTensor()) {
       outputs.push_back(output.toTensor());
@@ -163,25 +179,33 @@ class TorchScriptModel : public Model {
       module_ = torch::jit::freeze_module(module_);
       frozen_ = true;
     }
-    torch::jit::GraphFunction& forward =
-        torch::jit::toGraphFunction(module_.get_method("forward").function());
+    // Every method of the graph: forward, and the ones a bundle traces beside it (model.h).
+    for (const torch::jit::Method& method : module_.get_methods()) {
+      torch::jit::GraphFunction& function = torch::jit::toGraphFunction(method.function());
+      route_graph(*function.graph(), method.name());
+      function.clear_optimized_graphs();
+    }
+  }
+
+  void route_graph(torch::jit::Graph& graph, const std::string& name) {
     if (int8_linear_) {
       c10::InferenceMode inference;
-      const int layers = route_linear_through_int8(*forward.graph(), dtype_);
-      spdlog::debug("model.quantize int8: {} linear layers run in int8", layers);
+      const int layers = route_linear_through_int8(graph, dtype_);
+      spdlog::debug("model.quantize int8: {} linear layers of {} run in int8", layers, name);
     }
     if (onednn_linear_runs(dtype_)) {
-      const int layers = route_linear_through_onednn(*forward.graph());
-      spdlog::debug("model.graph onednn: {} linear layers run as oneDNN primitives", layers);
+      const int layers = route_linear_through_onednn(graph);
+      spdlog::debug("model.graph onednn: {} linear layers of {} run as oneDNN primitives", layers,
+                    name);
     }
     // ENGINE_ATTENTION=aten keeps ATen's attention, for measuring the kernel against it.
     const char* attention = std::getenv("ENGINE_ATTENTION");
     const bool keep_aten = attention != nullptr && std::string(attention) == "aten";
     if (dtype_ == c10::kBFloat16 && padded_attention_kernel_available() && !keep_aten) {
-      const int layers = route_attention_through_engine(*forward.graph());
-      spdlog::debug("model.graph onednn: {} attention layers run the engine's bf16 kernel", layers);
+      const int layers = route_attention_through_engine(graph);
+      spdlog::debug("model.graph onednn: {} attention layers of {} run the engine's bf16 kernel",
+                    layers, name);
     }
-    forward.clear_optimized_graphs();
   }
 
   // Casts floating-point parameters and buffers one at a time: Module::to(dtype) would also cast

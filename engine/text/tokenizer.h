@@ -17,6 +17,9 @@ namespace engine {
 struct Encoding {
   std::vector<int64_t> ids;
   std::vector<int64_t> type_ids;
+  // How many leading ids this sequence shares with the other sequences of its record (an LLM
+  // reranker's template prefix, query and separator), for a model that runs them once; 0: none.
+  size_t shared_prefix = 0;
   size_t size() const { return ids.size(); }
 };
 

@@ -236,7 +236,8 @@ def dtype_fields(dtype: str) -> dict:
 
 def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
                         embedding_weight: torch.Tensor, *, ignore_tracer_warnings: bool = False,
-                        dtype: str = "fp32", float32_heads=(), model_format: str = "torchscript"):
+                        dtype: str = "fp32", float32_heads=(), model_format: str = "torchscript",
+                        methods: dict | None = None):
     """Trace ``module`` on ``example`` into ``out_dir``/model.pt.
 
     ``verify(loaded)`` gets the saved-and-reloaded module, raises on any
@@ -253,6 +254,10 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
 
     ``model_format`` aoti writes an AOTInductor package (model.pt2, aoti_package.py) instead,
     exported from the same module and checked by the same ``verify``.
+
+    ``methods`` (TorchScript only) traces more methods of the module beside forward, each on
+    its example inputs: {name: inputs, or a function of the module (cast to ``dtype``) giving
+    them}.
 
     Returns (model path, embedding parameter name, verify's result).
     """
@@ -278,7 +283,13 @@ def save_verified_trace(module: nn.Module, example, out_dir: Path, verify,
                                 else contextlib.nullcontext()):
         if ignore_tracer_warnings:
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        traced = torch.jit.trace(module, example, check_trace=False)
+        if methods:
+            inputs = {name: given(module) if callable(given) else given
+                      for name, given in methods.items()}
+            traced = torch.jit.trace_module(module, {"forward": example, **inputs},
+                                            check_trace=False)
+        else:
+            traced = torch.jit.trace(module, example, check_trace=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / MODEL_FILE
     # Saved under a temporary name and only renamed once verified, so a

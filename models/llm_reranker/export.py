@@ -37,6 +37,7 @@ from models.common.bundle import (DTYPES, TRACE_TOL, atomic_copy, dtype_fields, 
                                   write_manifest, write_tiny_marker)
 from models.common.checkpoint_family import LLM_RERANKER_TYPES
 from models.common.tokenizer_files import bundle_tokenizer
+from models.llm_reranker import prefix_reuse
 from models.llm_reranker.templates import DEFAULT_TEMPLATE, TEMPLATES, manifest_blocks
 from models.llm_reranker.tokenizer import check_gemma_layout, train_gemma_sentencepiece
 
@@ -164,9 +165,10 @@ class TokenLogits(nn.Module):
     """
 
     def __init__(self, body: nn.Module, rows: torch.Tensor, bias: torch.Tensor | None,
-                 softcap: float | None):
+                 softcap: float | None, model_type: str):
         super().__init__()
         self.body = body
+        self.model_type = model_type
         self.register_buffer("token_rows", rows.detach().clone().float())
         self.register_buffer("token_bias", None if bias is None else bias.detach().clone().float())
         self.softcap = softcap
@@ -182,6 +184,21 @@ class TokenLogits(nn.Module):
         bias = torch.zeros_like(keep, dtype=dtype).masked_fill(~keep, torch.finfo(dtype).min)
         hidden = self.body(input_ids=input_ids, attention_mask=bias,
                            position_ids=position_ids, use_cache=False)[0]
+        return self._logits(hidden, mask)
+
+    def prefix_cache(self, input_ids):
+        """A record's shared prefix [1, P]: each layer's keys and values (prefix_reuse.py)."""
+        return prefix_reuse.prefix_cache(self.body, self.model_type, input_ids)
+
+    def continue_from(self, input_ids, attention_mask, keys, values):
+        """The logits of remainders [B, T] after the prefix of ``keys`` and ``values``: those
+        of ``forward`` on the whole sequences."""
+        hidden = prefix_reuse.continue_from(self.body, self.model_type, input_ids,
+                                            attention_mask, keys, values)
+        return self._logits(hidden, attention_mask.to(torch.long))
+
+    def _logits(self, hidden, mask):
+        steps = torch.ones_like(mask[0]).cumsum(0) - 1
         last = (mask * steps[None, :]).amax(dim=1)        # last real position, any padding
         rows = torch.ones_like(last).cumsum(0) - 1
         # In float32 in bf16/fp16 bundles too: the score is a difference of logits.
@@ -339,11 +356,21 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
         raise ValueError(f"max_length {max_length}: sequences reach {max_sequence} tokens, "
                          f"model has {max_positions} positions")
 
+    window = getattr(cfg, "sliding_window", None)
+    if window is not None and getattr(cfg, "use_sliding_window", True) and window < max_sequence:
+        # The graph's own 4D mask is causal over the whole sequence.
+        raise ValueError(f"{ckpt}: sliding-window attention ({window} tokens) shorter than the "
+                         f"longest sequence ({max_sequence}) is not traced; lower --max-length "
+                         f"to at most the window")
     lm_head = model.get_output_embeddings()
     rows_of = torch.tensor(token_ids)
     bias = None if lm_head.bias is None else lm_head.bias[rows_of]
     softcap = getattr(cfg, "final_logit_softcapping", None)
-    wrapper = TokenLogits(model.model, lm_head.weight[rows_of], bias, softcap).eval()
+    wrapper = TokenLogits(model.model, lm_head.weight[rows_of], bias, softcap,
+                          cfg.model_type).eval()
+    # The shared prefix of a record run once (prefix_reuse.py): TorchScript only, for the
+    # decoders whose attention prefix_reuse.py writes.
+    reuse = model_format == "torchscript" and prefix_reuse.supports_prefix_reuse(cfg)
     # model.model is shared with the HF reference below; _hf_token_logits puts
     # HF's own rotary embedding back while it runs.
     hf_rope = model.model.rotary_emb
@@ -397,14 +424,42 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
                         raise RuntimeError(f"verification {key} failed for {side}-padded "
                                            f"lengths {lengths}: max abs diff {diff:.3g} > "
                                            f"{tol:.3g}")
+        if reuse:
+            worst["reuse_vs_whole"] = check_reuse(loaded, scaled_tol=shape_tol)
+        return worst
+
+    def check_reuse(loaded, scaled_tol):
+        """A prefix run once and remainders after it give the logits of the whole rows."""
+        worst = 0.0
+        for prefix_length, lengths in ((13, [9, 30, 1, 17]), (min(longest // 2, 200), [40, 3])):
+            prefix = rows([prefix_length])[0]
+            remainders = [torch.randint(first_ordinary, cfg.vocab_size, (n,), generator=gen)
+                          for n in lengths]
+            whole = loaded(*_pad([torch.cat([prefix, r]) for r in remainders], "right", pad_id))
+            keys, values = loaded.prefix_cache(prefix[None])
+            for side in ("right", "left"):
+                got = loaded.continue_from(*_pad(remainders, side, pad_id), keys, values)
+                diff = (got - whole).abs().max().item()
+                tol = scaled_tol * max(1.0, whole.abs().max().item())
+                worst = max(worst, diff)
+                if not diff <= tol:
+                    raise RuntimeError(f"prefix reuse: {side}-padded remainders {lengths} after "
+                                       f"{prefix_length} prefix tokens differ from the whole "
+                                       f"rows by {diff:.3g} > {tol:.3g}")
         return worst
 
     # Gemma's sqrt(hidden) embedding scale is a torch.tensor constant, which
     # the tracer warns about.
+    methods = {}
+    if reuse:
+        prefix = rows([12])[0][None]
+        methods = {"prefix_cache": (prefix,),
+                   "continue_from": lambda cast: (*_pad(rows([5, 8]), "right", pad_id),
+                                                  *cast.prefix_cache(prefix))}
     model_path, emb_name, worst = save_verified_trace(
         wrapper, _pad(rows([11, 7]), "right", pad_id), out, verify,
         model.get_input_embeddings().weight, ignore_tracer_warnings=True, dtype=dtype,
-        model_format=model_format)
+        model_format=model_format, methods=methods)
 
     manifest = {
         **manifest_header("llm_reranker", model_path),
@@ -427,6 +482,8 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
         "score": score,
         "inputs": ["input_ids", "attention_mask"],
         "outputs": ["logits"],
+        **({"prefix_reuse": {"prefix_method": "prefix_cache", "continue_method": "continue_from",
+                             "num_layers": cfg.num_hidden_layers}} if reuse else {}),
         **dtype_fields(dtype),
         "embedding_parameter": emb_name,
         "embedding_scale": embedding_scale_name(emb_name),

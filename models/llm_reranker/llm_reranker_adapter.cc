@@ -4,7 +4,9 @@
 #include <c10/core/InferenceMode.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <optional>
 
 #include "engine/common/error.h"
@@ -20,12 +22,17 @@ using engine::ConfigError;
 using engine::Encoding;
 
 // model.options: the instruction the template's {instruction} gets (default the bundle's: none
-// for mxbai-rerank-v2, Qwen3-Reranker's web-search one, FlagLLMReranker's prompt). A record's own
-// "instruction" replaces it for that record.
+// for mxbai-rerank-v2, Qwen3-Reranker's web-search one, FlagLLMReranker's prompt); a record's own
+// "instruction" replaces it for that record. prefix_reuse (default true, where the bundle has the
+// methods): a record's shared prefix runs once and its passages' remainders after it
+// (models/llm_reranker/prefix_reuse.py).
 struct LlmRerankerOptions : engine::FamilyOptions {
   std::string instruction;
+  bool prefix_reuse = true;
 
-  nlohmann::json settings() const override { return {{"instruction", instruction}}; }
+  nlohmann::json settings() const override {
+    return {{"instruction", instruction}, {"prefix_reuse", prefix_reuse}};
+  }
 };
 
 class LlmRerankerAdapter : public engine::PairScoringAdapter {
@@ -43,31 +50,33 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
                        "task.max_length {} makes sequences of up to {} tokens with the {} "
                        "template, more than the model's {} positions",
                        task_.max_length, longest, template_.name(), manifest.max_positions);
+    if (engine::family_options<LlmRerankerOptions>(context).prefix_reuse &&
+        manifest.document.contains("prefix_reuse")) {
+      const nlohmann::json& reuse = manifest.document.at("prefix_reuse");
+      prefix_method_ = reuse.value("prefix_method", std::string());
+      continue_method_ = reuse.value("continue_method", std::string());
+      // A frozen graph (model.graph fused, model.quantize int8) keeps forward only.
+      reuse_ = bundle_.model != nullptr && bundle_.model->has_method(prefix_method_) &&
+               bundle_.model->has_method(continue_method_);
+    }
   }
 
   bool takes_instruction() const override { return template_.uses_instruction(); }
 
   std::vector<Encoding> encode_pair(std::string_view query, std::string_view passage,
                                     const std::optional<std::string>& instruction) const override {
-    Encoding encoding;
-    encoding.ids =
-        template_.build(*bundle_.tokenizer, query, passage, instruction.value_or(instruction_),
-                        task_.max_length, bundle_.manifest.max_positions);
-    encoding.type_ids.assign(encoding.ids.size(), 0);
-    return {std::move(encoding)};
+    return {template_.build(*bundle_.tokenizer, query, passage, instruction.value_or(instruction_),
+                            task_.max_length, bundle_.manifest.max_positions)};
   }
 
   std::vector<engine::SequenceResult> run(const std::vector<const Encoding*>& batch,
                                           size_t padded_length) override {
     c10::InferenceMode inference;
-    const std::vector<at::Tensor> outputs =
-        engine::forward_sequences(bundle_, batch, padded_length).outputs;
+    const at::Tensor logits =
+        reuse_ ? logits_reusing_prefixes(batch, padded_length)
+               : checked(engine::forward_sequences(bundle_, batch, padded_length).outputs,
+                         batch.size());
     const auto tokens = static_cast<int64_t>(score_.token_ids.size());
-    check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 2 &&
-                                  outputs[0].size(0) == static_cast<int64_t>(batch.size()) &&
-                                  outputs[0].size(1) == tokens,
-                              "the LLM reranker must return [batch, {}] logits", tokens);
-    const at::Tensor logits = outputs[0].to(at::kFloat).to(at::kCPU).contiguous();
     std::vector<engine::SequenceResult> results(batch.size());
     const bool sigmoid = task_.normalize && score_.rule != ScoreRule::kYesProbability;
     for (size_t i = 0; i < batch.size(); ++i) {
@@ -84,15 +93,91 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
       tokens += fmt::format("{}'{}' (id {})", i ? ", " : "", score_.tokens[i], score_.token_ids[i]);
     }
     return fmt::format(
-        "LLM reranker, {} template: {} {}{}", template_.name(), score_.describe(), tokens,
-        task_.normalize && score_.rule != ScoreRule::kYesProbability ? ", through a sigmoid" : "");
+        "LLM reranker, {} template: {} {}{}{}", template_.name(), score_.describe(), tokens,
+        task_.normalize && score_.rule != ScoreRule::kYesProbability ? ", through a sigmoid" : "",
+        reuse_ ? "; a record's shared prefix runs once" : "");
   }
 
  private:
+  // The logits [rows, K] of a graph's outputs, on the CPU in float32, after checking their shape.
+  at::Tensor checked(const std::vector<at::Tensor>& outputs, size_t rows) const {
+    const auto tokens = static_cast<int64_t>(score_.token_ids.size());
+    check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 2 &&
+                                  outputs[0].size(0) == static_cast<int64_t>(rows) &&
+                                  outputs[0].size(1) == tokens,
+                              "the LLM reranker must return [batch, {}] logits", tokens);
+    return outputs[0].to(at::kFloat).to(at::kCPU).contiguous();
+  }
+
+  // Rows that share their prefix with another row of the batch (passages of one record) run it
+  // once and their remainders after it in one pass; the other rows run whole, together.
+  at::Tensor logits_reusing_prefixes(const std::vector<const Encoding*>& batch,
+                                     size_t padded_length) const {
+    std::map<std::vector<int64_t>, std::vector<size_t>> by_prefix;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const Encoding& row = *batch[i];
+      if (row.shared_prefix == 0 || row.shared_prefix >= row.size()) continue;
+      const auto end = row.ids.begin() + static_cast<std::ptrdiff_t>(row.shared_prefix);
+      by_prefix[std::vector<int64_t>(row.ids.begin(), end)].push_back(i);
+    }
+    at::Tensor logits = at::empty(
+        {static_cast<int64_t>(batch.size()), static_cast<int64_t>(score_.token_ids.size())},
+        at::kFloat);
+    std::vector<bool> done(batch.size(), false);
+    for (const auto& [prefix, rows] : by_prefix) {
+      if (rows.size() < 2) continue;
+      const std::vector<at::Tensor> cache = bundle_.model->run_method(
+          prefix_method_, {at::tensor(prefix, at::kLong).unsqueeze(0).to(bundle_.device)});
+      check<std::runtime_error>(cache.size() == 2, "{} must return keys and values",
+                                prefix_method_);
+      std::vector<Encoding> remainders(rows.size());
+      std::vector<const Encoding*> pointers;
+      size_t longest = 0;
+      for (size_t r = 0; r < rows.size(); ++r) {
+        const Encoding& row = *batch[rows[r]];
+        remainders[r].ids.assign(row.ids.begin() + static_cast<std::ptrdiff_t>(row.shared_prefix),
+                                 row.ids.end());
+        remainders[r].type_ids.assign(remainders[r].ids.size(), 0);
+        longest = std::max(longest, remainders[r].size());
+        pointers.push_back(&remainders[r]);
+      }
+      const engine::SequenceBatch inputs = engine::make_sequence_batch(
+          pointers, longest, bundle_.tokenizer->special_tokens().pad, bundle_.device);
+      const at::Tensor part = checked(
+          bundle_.model->run_method(continue_method_,
+                                    {inputs.input_ids, inputs.attention_mask, cache[0], cache[1]}),
+          rows.size());
+      for (size_t r = 0; r < rows.size(); ++r) {
+        logits[static_cast<int64_t>(rows[r])].copy_(part[static_cast<int64_t>(r)]);
+        done[rows[r]] = true;
+      }
+    }
+    std::vector<size_t> whole;
+    std::vector<const Encoding*> pointers;
+    size_t longest = 0;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (done[i]) continue;
+      whole.push_back(i);
+      pointers.push_back(batch[i]);
+      longest = std::max(longest, batch[i]->size());
+    }
+    if (!whole.empty()) {
+      const size_t length = whole.size() == batch.size() ? padded_length : longest;
+      const at::Tensor part =
+          checked(engine::forward_sequences(bundle_, pointers, length).outputs, whole.size());
+      for (size_t r = 0; r < whole.size(); ++r) {
+        logits[static_cast<int64_t>(whole[r])].copy_(part[static_cast<int64_t>(r)]);
+      }
+    }
+    return logits;
+  }
+
   engine::ModelBundle& bundle_;
   RerankTemplate template_;
   ScoreSpec score_;
   std::string instruction_;
+  bool reuse_ = false;
+  std::string prefix_method_, continue_method_;
 };
 
 }  // namespace
@@ -112,6 +197,7 @@ std::shared_ptr<const engine::FamilyOptions> read_options(const engine::OptionsC
   const RerankTemplate rerank_template = RerankTemplate::from_manifest(context.manifest.document);
   auto options = std::make_shared<LlmRerankerOptions>();
   options->instruction = node.string("instruction", rerank_template.default_instruction());
+  options->prefix_reuse = node.boolean("prefix_reuse", true);
   if (node.has("instruction")) {
     check<ConfigError>(rerank_template.uses_instruction(),
                        "{}: the {} template has no place for an instruction",

@@ -156,10 +156,9 @@ RerankTemplate::Fixed RerankTemplate::fill(const engine::Tokenizer& tokenizer,
   return fixed;
 }
 
-std::vector<int64_t> RerankTemplate::build(const engine::Tokenizer& tokenizer,
-                                           std::string_view query, std::string_view passage,
-                                           const std::string& instruction, int64_t max_length,
-                                           int64_t max_positions) const {
+engine::Encoding RerankTemplate::build(const engine::Tokenizer& tokenizer, std::string_view query,
+                                       std::string_view passage, const std::string& instruction,
+                                       int64_t max_length, int64_t max_positions) const {
   const Fixed fixed = fill(tokenizer, instruction);
   const auto prefix = static_cast<int64_t>(fixed.prefix.size());
   const auto separator = static_cast<int64_t>(fixed.separator.size());
@@ -201,12 +200,16 @@ std::vector<int64_t> RerankTemplate::build(const engine::Tokenizer& tokenizer,
       break;
     }
   }
-  std::vector<int64_t> ids = fixed.prefix;
+  engine::Encoding encoding;
+  std::vector<int64_t>& ids = encoding.ids;
+  ids = fixed.prefix;
   ids.insert(ids.end(), query_ids.begin(), query_ids.end());
   ids.insert(ids.end(), fixed.separator.begin(), fixed.separator.end());
+  encoding.shared_prefix = ids.size();
   ids.insert(ids.end(), passage_ids.begin(), passage_ids.end());
   ids.insert(ids.end(), fixed.suffix.begin(), fixed.suffix.end());
-  return ids;
+  encoding.type_ids.assign(ids.size(), 0);
+  return encoding;
 }
 
 int64_t RerankTemplate::longest(const engine::Tokenizer& tokenizer, const std::string& instruction,

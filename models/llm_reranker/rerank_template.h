@@ -13,9 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace engine {
-class Tokenizer;
-}
+#include "engine/text/tokenizer.h"
 
 namespace models::llm_reranker {
 
@@ -47,11 +45,12 @@ class RerankTemplate {
   static RerankTemplate from_manifest(const nlohmann::json& document);
 
   // The token ids of one pair under `instruction` (empty: none; the instruction's format is
-  // applied here), cut at `max_length` as the template's rule cuts; throws RecordError when the
-  // instruction leaves no room for the pair.
-  std::vector<int64_t> build(const engine::Tokenizer& tokenizer, std::string_view query,
-                             std::string_view passage, const std::string& instruction,
-                             int64_t max_length, int64_t max_positions) const;
+  // applied here), cut at `max_length` as the template's rule cuts, and how many of them every
+  // passage of the query shares (the prefix, the query part and the separator); throws
+  // RecordError when the instruction leaves no room for the pair.
+  engine::Encoding build(const engine::Tokenizer& tokenizer, std::string_view query,
+                         std::string_view passage, const std::string& instruction,
+                         int64_t max_length, int64_t max_positions) const;
   // The longest sequence `build` makes at `max_length` under `instruction`.
   int64_t longest(const engine::Tokenizer& tokenizer, const std::string& instruction,
                   int64_t max_length, int64_t max_positions) const;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "engine/runtime/pair_scoring_adapter.h"
@@ -172,6 +173,51 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Case{"qwen3_reranker_tiny", "qwen3_reranker_256.json", "Qwen3Reranker"},
                       Case{"mxbai_rerank_tiny", "mxbai_rerank_256.json", "MxbaiRerankV2"}),
     testing::ParityCaseName());
+
+// A record's shared prefix (template prefix, instruction and query) run once, its passages'
+// remainders after it: the scores of the whole sequences (the bound 1e-4; fp32 gives a
+// few 1e-7), for records whose passages land in one batch and for records split over several.
+TEST_P(DecoderRerankerParityTest, PrefixReuseGivesTheScoresOfWholeSequences) {
+  std::vector<std::string> lines;
+  for (const auto& record : reference_.at("rerank")) {
+    lines.push_back(
+        nlohmann::json({{"query", record.at("query")}, {"passages", record.at("passages")}})
+            .dump());
+  }
+  const auto whole = testing::run_job(bundle_, lines, "rerank",
+                                      {max_length_, "model.options.prefix_reuse=false"}, dir_);
+  for (const char* batch : {"batching.max_batch_size=16", "batching.max_batch_size=3"}) {
+    const auto reused = testing::run_job(bundle_, lines, "rerank", {max_length_, batch}, dir_);
+    ASSERT_EQ(reused.size(), whole.size());
+    double worst = 0;
+    for (size_t r = 0; r < reused.size(); ++r) {
+      std::map<size_t, double> want;
+      for (const auto& result : whole[r].at("results")) {
+        want[result.at("index").get<size_t>()] = result.at("score").get<double>();
+      }
+      for (const auto& result : reused[r].at("results")) {
+        worst = std::max(worst, std::abs(result.at("score").get<double>() -
+                                         want.at(result.at("index").get<size_t>())));
+      }
+    }
+    std::cout << GetParam().name << " " << batch << ": max |reused - whole| = " << worst << "\n";
+    EXPECT_LE(worst, 1e-4) << batch;
+  }
+
+  // The adapter says it reuses prefixes, and does so only where the bundle lets it.
+  for (const bool reuse : {true, false}) {
+    const Config config = parse_config(
+        "model:\n  path: " + bundle_ + "\n  device: cpu\n  options:\n    prefix_reuse: " +
+            (reuse ? "true" : "false") + "\ntask:\n  kind: rerank\n  max_length: 256\n",
+        "reuse.yaml", {}, ConfigUse::kServe);
+    ModelBundle bundle = load_bundle(config.model);
+    const auto read = read_family_options(
+        "llm_reranker", {*config.model.family_options, bundle.manifest, config.task});
+    const auto adapter = make_adapter("llm_reranker", {bundle, config.task, *read});
+    EXPECT_EQ(adapter->describe().find("shared prefix runs once") != std::string::npos, reuse)
+        << adapter->describe();
+  }
+}
 
 TEST(RecordInstructionTest, IsRefusedByAModelWhosePairsHaveNoPlaceForOne) {
   models::register_model_families();
