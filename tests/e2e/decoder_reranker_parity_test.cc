@@ -42,6 +42,17 @@ class DecoderRerankerParityTest : public ::testing::TestWithParam<Case> {
     return lines;
   }
 
+  // Rerank records of the reference's 20 queries with their passages.
+  std::vector<std::string> rerank_records() const {
+    std::vector<std::string> lines;
+    for (const auto& record : reference_.at("rerank")) {
+      lines.push_back(
+          nlohmann::json({{"query", record.at("query")}, {"passages", record.at("passages")}})
+              .dump());
+    }
+    return lines;
+  }
+
   void expect_scores(const std::vector<nlohmann::json>& outputs, const char* run,
                      const std::string& what) const {
     const auto& expected = reference_.at("runs").at(run);
@@ -122,12 +133,7 @@ TEST_P(DecoderRerankerParityTest, AnInstructionPerJobOrPerRecordIsTheReferencesI
 // printed: on random weights the passages of a query differ by less than bf16's error as often as
 // not (docs/models.md has the figures), so a ranking bound belongs to trained checkpoints.
 TEST_P(DecoderRerankerParityTest, RerankRankingsAreTheReferencesInFp32AndBf16) {
-  std::vector<std::string> lines;
-  for (const auto& record : reference_.at("rerank")) {
-    lines.push_back(
-        nlohmann::json({{"query", record.at("query")}, {"passages", record.at("passages")}})
-            .dump());
-  }
+  const std::vector<std::string> lines = rerank_records();
   for (const std::string suffix : {"", "_bf16"}) {
     const auto outputs = testing::run_job(bundle_ + suffix, lines, "rerank", {max_length_}, dir_);
     ASSERT_EQ(outputs.size(), lines.size()) << suffix;
@@ -178,12 +184,7 @@ INSTANTIATE_TEST_SUITE_P(
 // remainders after it: the scores of the whole sequences (the bound 1e-4; fp32 gives a
 // few 1e-7), for records whose passages land in one batch and for records split over several.
 TEST_P(DecoderRerankerParityTest, PrefixReuseGivesTheScoresOfWholeSequences) {
-  std::vector<std::string> lines;
-  for (const auto& record : reference_.at("rerank")) {
-    lines.push_back(
-        nlohmann::json({{"query", record.at("query")}, {"passages", record.at("passages")}})
-            .dump());
-  }
+  const std::vector<std::string> lines = rerank_records();
   const auto whole = testing::run_job(bundle_, lines, "rerank",
                                       {max_length_, "model.options.prefix_reuse=false"}, dir_);
   for (const char* batch : {"batching.max_batch_size=16", "batching.max_batch_size=3"}) {

@@ -45,6 +45,22 @@ TEST(RecordsTest, ParsesScoreRecordsInBothSpellings) {
   EXPECT_EQ(b.passages.at(0).text, "p");
 }
 
+TEST(RecordsTest, ARerankOrScoreRecordMayCarryItsInstruction) {
+  nlohmann::json id;
+  const TaskRecord with = parse_record(
+      R"({"query": "q", "passages": ["a"], "instruction": "find it"})", TaskKind::kRerank, id);
+  EXPECT_EQ(with.instruction, std::optional<std::string>("find it"));
+  const TaskRecord empty =
+      parse_record(R"({"query": "q", "passage": "p", "instruction": ""})", TaskKind::kScore, id);
+  EXPECT_EQ(empty.instruction, std::optional<std::string>(""));  // no instruction, said so
+  const TaskRecord null =
+      parse_record(R"({"query": "q", "passage": "p", "instruction": null})", TaskKind::kScore, id);
+  EXPECT_FALSE(null.instruction.has_value());
+  EXPECT_NE(error_of(R"({"query": "q", "passages": ["a"], "instruction": 3})", TaskKind::kRerank)
+                .first.find("\"instruction\" must be a string, found number"),
+            std::string::npos);
+}
+
 TEST(RecordsTest, EachBadRecordSaysWhatIsWrong) {
   const std::vector<std::pair<std::string, std::string>> cases = {
       {R"({"id": 1, "query": "q", "passages": []})", "\"passages\" is empty"},
