@@ -2,7 +2,7 @@
 """What running a rerank record's shared prefix once gains an LLM reranker: the engine's rerank
 job on a Qwen3-Reranker-0.6B-shaped random checkpoint with model.options.prefix_reuse true and
 false, at 8 and at 32 passages per query, beside the Qwen3-Reranker model card's own code
-(transformers, eager, batches of 8) on the same pairs. Writes its table, with the command and the
+(transformers with its default attention, SDPA; batches of 8) on the same pairs. Writes its table, with the command and the
 CPU, to docs/speed.md.
 
 Usage:
@@ -120,8 +120,8 @@ def main() -> int:
                                       "amx_bf16")}))
     lines = [f"`{command}` on {machine()} ({flags}), {args.threads} threads, {args.dtype}, "
              f"{time.strftime('%Y-%m-%d')}. Qwen3-Reranker-0.6B's shape (28 layers, 1024 wide, "
-             "16/8 heads) with random weights; the model card's code (transformers, eager, "
-             "batches of 8) on the same pairs; seconds of model time.", "",
+             "16/8 heads) with random weights; the model card's code (transformers, its default "
+             "SDPA attention, batches of 8) on the same pairs; seconds of model time.", "",
              "| passages per query | pairs | tokens | model card (s) | engine, whole (s) | "
              "engine, prefix once (s) | gain | max score change |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]

@@ -237,9 +237,10 @@ def _load(ckpt: Path):
     if config.model_type not in _SUPPORTED_TYPES:
         raise ValueError(f"{ckpt}: model_type {config.model_type!r} is not supported "
                          f"({sorted(_SUPPORTED_TYPES)})")
-    # eager attention: SDPA picks kernels/mask shortcuts from Python
-    # conditions on the example inputs, which a trace would freeze.
-    model = AutoModelForCausalLM.from_pretrained(ckpt, attn_implementation="eager",
+    # SDPA attention: the graph always passes its own 4D mask, so transformers' SDPA path takes no
+    # shortcut from the example inputs (is_causal stays false), and the fused kernels never
+    # materialise [batch, heads, length, length] scores as eager attention does (docs/speed.md).
+    model = AutoModelForCausalLM.from_pretrained(ckpt, attn_implementation="sdpa",
                                                  dtype=torch.float32).eval()
     # The tokenizer the references use (AutoTokenizer: the fast one when tokenizer.json exists).
     tok = AutoTokenizer.from_pretrained(ckpt)

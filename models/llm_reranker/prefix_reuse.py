@@ -9,9 +9,8 @@ among the remainder's own tokens) and returns the score's logits ``[B, K]`` as `
 on the whole sequences.
 
 The layers are transformers' own modules (norms, projections, q/k norms, MLP); what is written
-here is the attention around them, as transformers' eager attention computes it (scores in the
-model's dtype scaled by ``scaling``, the mask added, softmax in float32, grouped key/value heads
-repeated). Decoders whose layers do more (Gemma 2's soft-capped attention and sliding windows,
+here is the attention around them, as transformers' SDPA attention computes it (grouped key/value
+heads repeated, the additive mask, ``scaling``, torch's scaled_dot_product_attention). Decoders whose layers do more (Gemma 2's soft-capped attention and sliding windows,
 a Mistral sliding window shorter than the positions) get no reuse: ``supports_prefix_reuse``.
 """
 
@@ -62,9 +61,9 @@ def _attend(layer: nn.Module, hidden, cos, sin, bias, past_k=None, past_v=None):
                                                                  attn.head_dim)
         v = v[:, :, None].expand(-1, -1, groups, -1, -1).reshape(batch, q.shape[1], -1,
                                                                  attn.head_dim)
-    scores = torch.matmul(q, k.transpose(2, 3)) * attn.scaling + bias
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-    out = torch.matmul(probs, v).transpose(1, 2).reshape(batch, length, -1)
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias,
+                                                           scale=attn.scaling)
+    out = out.transpose(1, 2).reshape(batch, length, -1)
     return attn.o_proj(out), own_k, own_v
 
 
