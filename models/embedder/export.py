@@ -29,7 +29,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from models.common.bundle import (TRACE_TOL, atomic_copy, check_lengths, compare_with_eager,
-                                  dtype_fields, embedding_scale_name, hf_checkpoint_dir,
+                                  dtype_fields, embedding_scale_name, encoder_architecture,
+                                  hf_checkpoint_dir,
                                   manifest_header, resolve_max_length, save_verified_trace,
                                   source_block, write_manifest)
 from models.common.backbones import BACKBONES, backbone_kind
@@ -190,14 +191,8 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None, dtype:
 
     manifest = {
         **manifest_header("bi_encoder", model_path),
-        "architecture": {
-            "model_type": kind,
-            "num_layers": cfg.num_hidden_layers,
-            "hidden_size": cfg.hidden_size,
-            "num_heads": cfg.num_attention_heads,
-            "intermediate_size": cfg.intermediate_size,
-            "embedding_dimension": int(dimension),
-        },
+        "architecture": {**encoder_architecture(cfg, kind),
+                         "embedding_dimension": int(dimension)},
         "vocab_size": tokenizer.vocab_size,
         "max_positions": max_positions,
         "max_length": max_length,

@@ -31,7 +31,7 @@ from torch import nn
 from transformers import (AutoConfig, AutoModelForCausalLM, AutoTokenizer, GemmaConfig,
                           GemmaForCausalLM, GemmaTokenizer, GemmaTokenizerFast)
 
-from models.common.bundle import embedding_scale_name, spread_weights
+from models.common.bundle import embedding_scale_name, encoder_architecture, spread_weights
 from models.common.bundle import (DTYPES, TRACE_TOL, atomic_copy, dtype_fields, hf_checkpoint_dir,
                                   manifest_header, save_verified_trace, source_block,
                                   write_manifest, write_tiny_marker)
@@ -180,8 +180,7 @@ class TokenLogits(nn.Module):
         steps = torch.ones_like(mask[0]).cumsum(0) - 1
         position_ids = (mask.cumsum(1) - 1).clamp(min=0)
         keep = (steps[None, :] <= steps[:, None])[None, None] & (mask[:, None, None, :] > 0)
-        dtype = self.body.embed_tokens.weight.dtype
-        bias = torch.zeros_like(keep, dtype=dtype).masked_fill(~keep, torch.finfo(dtype).min)
+        bias = prefix_reuse.additive_mask(keep, self.body.embed_tokens.weight.dtype)
         hidden = self.body(input_ids=input_ids, attention_mask=bias,
                            position_ids=position_ids, use_cache=False)[0]
         return self._logits(hidden, mask)
@@ -465,13 +464,9 @@ def export_bundle(checkpoint_dir, out_dir, max_length: int | None = None,
     manifest = {
         **manifest_header("llm_reranker", model_path),
         "architecture": {
-            "model_type": cfg.model_type,
-            "num_layers": cfg.num_hidden_layers,
-            "hidden_size": cfg.hidden_size,
-            "num_heads": cfg.num_attention_heads,
+            **encoder_architecture(cfg),
             "num_kv_heads": cfg.num_key_value_heads,
             "head_dim": getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads,
-            "intermediate_size": cfg.intermediate_size,
         },
         "vocab_size": cfg.vocab_size,
         "max_positions": max_positions,

@@ -74,7 +74,8 @@ def _embed(body: nn.Module, model_type: str, input_ids):
     return hidden
 
 
-def _bias(keep, dtype):
+def additive_mask(keep, dtype):
+    """0 where ``keep``, the dtype's lowest value elsewhere: the attention mask the graphs add."""
     return torch.zeros_like(keep, dtype=dtype).masked_fill(~keep, torch.finfo(dtype).min)
 
 
@@ -83,7 +84,7 @@ def prefix_cache(body: nn.Module, model_type: str, input_ids):
     steps = torch.ones_like(input_ids[0]).cumsum(0) - 1
     hidden = _embed(body, model_type, input_ids)
     cos, sin = body.rotary_emb(hidden, steps[None])
-    bias = _bias((steps[None, :] <= steps[:, None])[None, None], hidden.dtype)
+    bias = additive_mask((steps[None, :] <= steps[:, None])[None, None], hidden.dtype)
     keys, values = [], []
     last = len(body.layers) - 1
     for index, layer in enumerate(body.layers):
@@ -107,7 +108,7 @@ def continue_from(body: nn.Module, model_type: str, input_ids, attention_mask, k
     cos, sin = body.rotary_emb(hidden, positions)
     own = (steps[None, :] <= steps[:, None])[None, None] & (mask[:, None, None, :] > 0)
     seen = (prefix[None, None, None, :] > 0).expand(mask.shape[0], 1, mask.shape[1], -1)
-    bias = _bias(torch.cat([seen, own], dim=-1), hidden.dtype)
+    bias = additive_mask(torch.cat([seen, own], dim=-1), hidden.dtype)
     for index, layer in enumerate(body.layers):
         out, _, _ = _attend(layer, layer.input_layernorm(hidden), cos, sin, bias,
                             keys[index][None], values[index][None])

@@ -108,15 +108,19 @@ def run_job(work, name, bundle, kind, records, extra=""):
     return read_jsonl(output_path)
 
 
+def rerank_job_scores(work, name, bundle, records):
+    """The batch job's rerank scores of `records`, one {passage index: score} per record."""
+    return [{r["index"]: r["score"] for r in output["results"]}
+            for output in run_job(work, name, bundle, "rerank", records)]
+
+
 class RerankServingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.work = tempfile.mkdtemp(prefix="serve-test-")
         cls.records = read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))
         # The job's scores, by record and passage index.
-        cls.expected = []
-        for output in run_job(cls.work, "rerank", "xlmr_tiny", "rerank", cls.records):
-            cls.expected.append({r["index"]: r["score"] for r in output["results"]})
+        cls.expected = rerank_job_scores(cls.work, "rerank", "xlmr_tiny", cls.records)
         cls.server = Server(cls.work, "rerank", config("xlmr_tiny", "rerank"))
         cls.url = cls.server.url
 
@@ -417,8 +421,7 @@ class PublishedCrossEncoderServingTest(unittest.TestCase):
         # CrossEncoder.predict (tests/e2e/published_cross_encoder_test.cc).
         work = tempfile.mkdtemp(prefix="serve-cross-encoder-")
         records = read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))[:4]
-        expected = [{r["index"]: r["score"] for r in output["results"]}
-                    for output in run_job(work, "ce", "ce_modernbert_tiny", "rerank", records)]
+        expected = rerank_job_scores(work, "ce", "ce_modernbert_tiny", records)
         server = Server(work, "ce", config("ce_modernbert_tiny", "rerank"))
         try:
             client = cohere.ClientV2(api_key="unused", base_url=server.url)
@@ -437,8 +440,7 @@ class LlmRerankerServingTest(unittest.TestCase):
     def test_llm_reranker_scores_equal_the_batch_job(self):
         work = tempfile.mkdtemp(prefix="serve-llm-")
         records = read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))[:4]
-        expected = [{r["index"]: r["score"] for r in output["results"]}
-                    for output in run_job(work, "llm", "llm_tiny", "rerank", records)]
+        expected = rerank_job_scores(work, "llm", "llm_tiny", records)
         server = Server(work, "llm", config("llm_tiny", "rerank"))
         try:
             for record, want in zip(records, expected):
@@ -460,12 +462,10 @@ class TemplatedLlmRerankerServingTest(unittest.TestCase):
         work = tempfile.mkdtemp(prefix="serve-qwen3-")
         records = [dict(r, instruction="Find the passage that answers the question")
                    for r in read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))[:3]]
-        expected = [{r["index"]: r["score"] for r in output["results"]}
-                    for output in run_job(work, "qwen3", "qwen3_reranker_tiny", "rerank", records)]
-        plain = [{r["index"]: r["score"] for r in output["results"]}
-                 for output in run_job(work, "qwen3-plain", "qwen3_reranker_tiny", "rerank",
-                                       [{"query": r["query"], "passages": r["passages"]}
-                                        for r in records])]
+        expected = rerank_job_scores(work, "qwen3", "qwen3_reranker_tiny", records)
+        plain = rerank_job_scores(work, "qwen3-plain", "qwen3_reranker_tiny",
+                                  [{"query": r["query"], "passages": r["passages"]}
+                                   for r in records])
         self.assertNotEqual(expected, plain, "the instruction changed no score")
         server = Server(work, "qwen3", config("qwen3_reranker_tiny", "rerank"))
         try:
