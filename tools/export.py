@@ -7,6 +7,7 @@ Usage:
                          [--tiny-checkpoint-dir DIR]
   python tools/export.py --family structbert (--checkpoint DIR | --tiny) --out BUNDLE_DIR
                          [--kind cross_encoder|bi_encoder]
+  python tools/export.py --checkpoint bge-reranker-v2-minicpm-layerwise --out DIR --cutoff-layer 28
   python tools/export.py --family cross_encoder --tiny --shape bce-reranker-base --out BUNDLE_DIR
                          --dtype bf16 --embedding-dtype int8
 
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", default=None,
                         help="bundle kind for families that export several (structbert: "
                              "cross_encoder or bi_encoder; default cross_encoder)")
+    parser.add_argument("--cutoff-layer", type=int, default=None,
+                        help="llm_reranker, layerwise (bge-reranker-v2-minicpm-layerwise): the "
+                             "layer whose score head gives the score (default the last); only "
+                             "that many layers run")
     parser.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32",
                         help="cast every floating-point weight to this dtype and trace the "
                              "graph in it (engine.json graph_dtype), as model.half() runs in "
@@ -128,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
                      "--format torchscript for a bf16 or fp16 bundle")
     if args.format == "aoti" and args.embedding_dtype != "same":
         parser.error("--embedding-dtype needs --format torchscript: a package holds its table")
-    if args.kind is not None and "kind" not in inspect.signature(family.export_bundle).parameters:
-        parser.error(f"--kind is not supported by family {args.family}")
+    for option in ("kind", "cutoff_layer"):
+        if (getattr(args, option) is not None and
+                option not in inspect.signature(family.export_bundle).parameters):
+            parser.error(f"--{option.replace('_', '-')} is not supported by family {args.family}")
 
     t0 = time.time()
     checkpoint = args.checkpoint
@@ -144,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
                                      **(shapes[args.shape] if args.shape else {}), **tiny_options)
         print(f"tiny checkpoint: {Path(checkpoint).resolve()} ({time.time() - t0:.1f}s)")
     try:
-        kwargs = {} if args.kind is None else {"kind": args.kind}
+        kwargs = {option: getattr(args, option) for option in ("kind", "cutoff_layer")
+                  if getattr(args, option) is not None}
         family.export_bundle(checkpoint, args.out, max_length=args.max_length, dtype=args.dtype,
                              model_format=args.format, **kwargs)
         if args.embedding_dtype != "same":

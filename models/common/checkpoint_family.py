@@ -20,7 +20,7 @@ from models.common.json_files import read_json
 
 # The decoders models/llm_reranker/export.py traces (its _SUPPORTED_TYPES; kept here so that
 # inferring a family imports no exporter).
-LLM_RERANKER_TYPES = ("gemma", "gemma2", "qwen2", "qwen3", "llama", "mistral")
+LLM_RERANKER_TYPES = ("gemma", "gemma2", "qwen2", "qwen3", "llama", "mistral", "minicpm")
 
 
 

@@ -21,6 +21,12 @@ using engine::check;
 using engine::ConfigError;
 using engine::Encoding;
 
+// A continuation's attention mask is one [1, 1, T, P + T] tensor (prefix_reuse.py), where whole
+// rows need none: groups whose remainders would make it larger than this many elements (64 MB
+// in float32; a 4k-token passage after a 64-token prefix) run whole, where the prefix is a small
+// part of the work anyway.
+constexpr int64_t kMaxContinuationMask = int64_t{1} << 24;
+
 // model.options: the instruction the template's {instruction} gets (default the bundle's: none
 // for mxbai-rerank-v2, Qwen3-Reranker's web-search one, FlagLLMReranker's prompt); a record's own
 // "instruction" replaces it for that record. prefix_reuse (default true, where the bundle has the
@@ -76,11 +82,11 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
         reuse_ ? logits_reusing_prefixes(batch, padded_length)
                : checked(engine::forward_sequences(bundle_, batch, padded_length).outputs,
                          batch.size());
-    const auto tokens = static_cast<int64_t>(score_.token_ids.size());
+    const int64_t columns = score_.columns();
     std::vector<engine::SequenceResult> results(batch.size());
     const bool sigmoid = task_.normalize && score_.rule != ScoreRule::kYesProbability;
     for (size_t i = 0; i < batch.size(); ++i) {
-      double score = score_.score(logits.data_ptr<float>() + static_cast<int64_t>(i) * tokens);
+      double score = score_.score(logits.data_ptr<float>() + static_cast<int64_t>(i) * columns);
       if (sigmoid) score = 1.0 / (1.0 + std::exp(score_.normalize_shift - score));
       results[i].score = static_cast<float>(score);
     }
@@ -88,7 +94,9 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
   }
 
   std::string describe() const override {
-    std::string tokens;
+    std::string tokens = score_.rule == ScoreRule::kLayerHead
+                             ? fmt::format("layer {}", score_.layer)
+                             : std::string();
     for (size_t i = 0; i < score_.tokens.size(); ++i) {
       tokens += fmt::format("{}'{}' (id {})", i ? ", " : "", score_.tokens[i], score_.token_ids[i]);
     }
@@ -101,11 +109,11 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
  private:
   // The logits [rows, K] of a graph's outputs, on the CPU in float32, after checking their shape.
   at::Tensor checked(const std::vector<at::Tensor>& outputs, size_t rows) const {
-    const auto tokens = static_cast<int64_t>(score_.token_ids.size());
+    const int64_t columns = score_.columns();
     check<std::runtime_error>(!outputs.empty() && outputs[0].dim() == 2 &&
                                   outputs[0].size(0) == static_cast<int64_t>(rows) &&
-                                  outputs[0].size(1) == tokens,
-                              "the LLM reranker must return [batch, {}] logits", tokens);
+                                  outputs[0].size(1) == columns,
+                              "the LLM reranker must return [batch, {}] logits", columns);
     return outputs[0].to(at::kFloat).to(at::kCPU).contiguous();
   }
 
@@ -120,25 +128,28 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
       const auto end = row.ids.begin() + static_cast<std::ptrdiff_t>(row.shared_prefix);
       by_prefix[std::vector<int64_t>(row.ids.begin(), end)].push_back(i);
     }
-    at::Tensor logits = at::empty(
-        {static_cast<int64_t>(batch.size()), static_cast<int64_t>(score_.token_ids.size())},
-        at::kFloat);
+    at::Tensor logits =
+        at::empty({static_cast<int64_t>(batch.size()), score_.columns()}, at::kFloat);
     std::vector<bool> done(batch.size(), false);
     for (const auto& [prefix, rows] : by_prefix) {
       if (rows.size() < 2) continue;
+      size_t longest = 0;
+      for (size_t row : rows) longest = std::max(longest, batch[row]->size() - prefix.size());
+      const auto remainder = static_cast<int64_t>(longest);
+      if (remainder * (remainder + static_cast<int64_t>(prefix.size())) > kMaxContinuationMask) {
+        continue;
+      }
       const std::vector<at::Tensor> cache = bundle_.model->run_method(
           prefix_method_, {at::tensor(prefix, at::kLong).unsqueeze(0).to(bundle_.device)});
       check<std::runtime_error>(cache.size() == 2, "{} must return keys and values",
                                 prefix_method_);
       std::vector<Encoding> remainders(rows.size());
       std::vector<const Encoding*> pointers;
-      size_t longest = 0;
       for (size_t r = 0; r < rows.size(); ++r) {
         const Encoding& row = *batch[rows[r]];
         remainders[r].ids.assign(row.ids.begin() + static_cast<std::ptrdiff_t>(row.shared_prefix),
                                  row.ids.end());
         remainders[r].type_ids.assign(remainders[r].ids.size(), 0);
-        longest = std::max(longest, remainders[r].size());
         pointers.push_back(&remainders[r]);
       }
       const engine::SequenceBatch inputs = engine::make_sequence_batch(

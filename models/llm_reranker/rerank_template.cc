@@ -241,10 +241,16 @@ ScoreSpec ScoreSpec::from_manifest(const json& document) {
   } else if (rule == "logit_difference") {
     spec.rule = ScoreRule::kLogitDifference;
     needed = 2;
+  } else if (rule == "layer_head") {
+    spec.rule = ScoreRule::kLayerHead;
+    needed = 0;
+    check<ConfigError>(block.contains("layer") && block.at("layer").is_number_integer(),
+                       "engine.json: score.rule layer_head needs the integer score.layer");
+    spec.layer = block.at("layer").get<int64_t>();
   } else {
     throw ConfigError(fmt::format(
         "engine.json: score.rule '{}' is not one this engine has (logit, yes_probability, "
-        "logit_difference)",
+        "logit_difference, layer_head)",
         rule));
   }
   for (const json& id : member(block, "token_ids", "score")) {
@@ -268,6 +274,7 @@ ScoreSpec ScoreSpec::from_manifest(const json& document) {
 double ScoreSpec::score(const float* logits) const {
   switch (rule) {
     case ScoreRule::kLogit:
+    case ScoreRule::kLayerHead:
       return logits[0];
     case ScoreRule::kYesProbability:
       // exp(log_softmax([no, yes]))[yes], as the model card computes it.
@@ -286,6 +293,8 @@ const char* ScoreSpec::describe() const {
       return "the probability, over two, of the first of";
     case ScoreRule::kLogitDifference:
       return "the first logit minus the second of";
+    case ScoreRule::kLayerHead:
+      return "the output of the score head of";
   }
   return "";
 }

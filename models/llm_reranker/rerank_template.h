@@ -31,6 +31,8 @@ enum class ScoreRule {
   kLogit,            // the first token's logit (bge-reranker-v2-gemma: 'Yes')
   kYesProbability,   // softmax over (first, second) taken at the first (Qwen3-Reranker: P(yes))
   kLogitDifference,  // first minus second (mxbai-rerank-v2: '1' - '0')
+  kLayerHead,        // the score head of one layer, the graph's one output
+                     // (bge-reranker-v2-minicpm-layerwise)
 };
 
 struct TemplatePiece {
@@ -83,10 +85,15 @@ struct ScoreSpec {
   ScoreRule rule = ScoreRule::kLogit;
   std::vector<std::string> tokens;
   std::vector<int64_t> token_ids;
+  int64_t layer = 0;           // kLayerHead: the cutoff layer
   double normalize_shift = 0;  // task.normalize: sigmoid(score - shift) for logit-valued rules
 
   static ScoreSpec from_manifest(const nlohmann::json& document);
-  // The score of one row of the graph's logits (token_ids.size() values).
+  // The values the graph returns per row: a logit per token, or the layer head's one.
+  int64_t columns() const {
+    return rule == ScoreRule::kLayerHead ? 1 : static_cast<int64_t>(token_ids.size());
+  }
+  // The score of one row of the graph's logits (columns() values).
   double score(const float* logits) const;
   const char* describe() const;
 };

@@ -31,9 +31,10 @@ class RerankTemplate:
     suffix: tuple[str, ...]         # after the passage part; "{instruction}" may be one of them
     instruction_format: str         # what {instruction} becomes when there is an instruction
     default_instruction: str | None
-    score_rule: str                 # logit | yes_probability | logit_difference
+    score_rule: str                 # logit | yes_probability | logit_difference | layer_head
     score_tokens: tuple[str, ...]   # the tokens whose logits the score reads, in rule order
-    token_lookup: str               # "encode": tokenizer(text)[0]; "vocab": convert_tokens_to_ids
+    token_lookup: str               # "encode": tokenizer(text)[0]; "vocab": convert_tokens_to_ids;
+                                    # "none": layer_head reads a layer's score head, no token
     max_length: int                 # the reference's default max_length
     bos: bool = False               # the tokenizer's <bos> starts the prefix
     # task.normalize: sigmoid(score - shift), the shift by the directory's name (mxbai-rerank's
@@ -44,6 +45,9 @@ class RerankTemplate:
 
 # FlagEmbedding 1.4.2's FlagLLMReranker (inference/reranker/decoder_only/base.py): "A: " query,
 # "\n", "B: " passage, "\n", the prompt (models/llm_reranker/tokenizer.py); the logit of 'Yes'.
+# FlagEmbedding 1.4.2's LayerWiseFlagLLMReranker (decoder_only/layerwise.py) writes the same pair;
+# its score is the one output of the score head of the chosen cutoff layer (LayerWiseHead) at the
+# last position.
 # The Qwen3-Reranker model card's format_instruction, prefix and suffix; P(yes) from the
 # log-softmax over the 'no' and 'yes' logits.
 QWEN3_SYSTEM = ('<|im_start|>system\nJudge whether the Document meets the requirements based on '
@@ -68,6 +72,12 @@ TEMPLATES = {
         suffix=("\n", "{instruction}"),
         instruction_format="{instruction}", default_instruction=FLAG_LLM_PROMPT,
         score_rule="logit", score_tokens=("Yes",), token_lookup="encode", max_length=512),
+    "bge-reranker-v2-minicpm-layerwise": RerankTemplate(
+        reference="FlagEmbedding LayerWiseFlagLLMReranker", truncation="flag_llm", bos=True,
+        prefix=(), query="A: {query}", separator=("\n",), passage="B: {passage}",
+        suffix=("\n", "{instruction}"),
+        instruction_format="{instruction}", default_instruction=FLAG_LLM_PROMPT,
+        score_rule="layer_head", score_tokens=(), token_lookup="none", max_length=512),
     "qwen3-reranker": RerankTemplate(
         reference="Qwen3-Reranker model card (transformers)", truncation="whole_text",
         prefix=(QWEN3_SYSTEM,),
@@ -87,7 +97,8 @@ TEMPLATES = {
 
 # Which template a published directory's decoder gets when --template does not say.
 DEFAULT_TEMPLATE = {"gemma": "bge-reranker-v2-gemma", "gemma2": "bge-reranker-v2-gemma",
-                    "qwen3": "qwen3-reranker", "qwen2": "mxbai-rerank-v2"}
+                    "qwen3": "qwen3-reranker", "qwen2": "mxbai-rerank-v2",
+                    "minicpm": "bge-reranker-v2-minicpm-layerwise"}
 
 
 def _fixed(texts: tuple[str, ...], tokenizer) -> list[dict]:
@@ -115,10 +126,11 @@ def score_token_ids(template: RerankTemplate, tokenizer) -> list[int]:
     return ids
 
 
-def manifest_blocks(name: str, tokenizer, max_length: int,
-                    directory_name: str = "") -> tuple[dict, dict]:
+def manifest_blocks(name: str, tokenizer, max_length: int, directory_name: str = "",
+                    layer: int | None = None) -> tuple[dict, dict]:
     """The manifest's ``template`` and ``score`` blocks of template ``name`` with ``tokenizer``'s
-    ids, for a checkpoint in a directory called ``directory_name``."""
+    ids, for a checkpoint in a directory called ``directory_name``; ``layer`` is the cutoff layer
+    whose score head a layer_head rule reads."""
     t = TEMPLATES[name]
     prefix = _fixed(t.prefix, tokenizer)
     if t.bos:
@@ -139,4 +151,8 @@ def manifest_blocks(name: str, tokenizer, max_length: int,
              "token_ids": score_token_ids(t, tokenizer),
              "normalize_shift": dict(t.normalize_shift_by_name).get(directory_name,
                                                                     t.normalize_shift)}
+    if t.score_rule == "layer_head":
+        if layer is None:
+            raise ValueError(f"the {name} template reads a layer's score head: say which layer")
+        score["layer"] = int(layer)
     return template, score

@@ -106,3 +106,27 @@ def check_gemma_layout(path: Path) -> dict:
     if sp.piece_to_id("<0x00>") == sp.unk_id():
         raise ValueError(f"{path}: no byte-fallback pieces (<0x00>..<0xFF>)")
     return {k: i for k, (i, _) in want.items()}
+
+
+def train_llama_sentencepiece(path: Path, vocab_size: int = 2000, seed: int = 0) -> int:
+    """A SentencePiece BPE model laid out like Llama's (and MiniCPM's, whose tokenizer is a
+    LlamaTokenizer): 0=<unk> 1=<s> 2=</s>, no <pad>, byte fallback, a dummy prefix, the identity
+    normalizer, digits split; trained on the reranker-shaped lines. Returns its piece count."""
+    train_sentencepiece(
+        path, _training_lines(seed),
+        model_type="bpe",
+        vocab_size=vocab_size,
+        hard_vocab_limit=False,
+        character_coverage=1.0,
+        byte_fallback=True,
+        normalization_rule_name="identity",
+        add_dummy_prefix=True,
+        remove_extra_whitespaces=False,
+        split_digits=True,
+        allow_whitespace_only_pieces=True,
+        unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
+    )
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    if [sp.id_to_piece(i) for i in range(3)] != ["<unk>", "<s>", "</s>"]:
+        raise RuntimeError(f"{path}: not the Llama layout <unk>=0 <s>=1 </s>=2")
+    return sp.get_piece_size()

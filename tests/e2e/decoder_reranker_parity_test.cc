@@ -1,8 +1,9 @@
 // The LLM rerankers that are templates in their bundles, against their own reference code on
 // tiny random checkpoints of their architectures (tests/reference/decoder_reranker_reference.py):
-// Qwen3-Reranker (qwen3, the model card's code) and mxbai-rerank-v2 (qwen2, the mxbai-rerank
-// package). The exact ids of each pair, with the default instruction and with another, per job
-// and per record; the scores in the batch job; bf16 rankings.
+// Qwen3-Reranker (qwen3, the model card's code), mxbai-rerank-v2 (qwen2, the mxbai-rerank
+// package) and bge-reranker-v2-minicpm-layerwise (FlagEmbedding's LayerWiseFlagLLMReranker, the
+// score head of layer 3 of 4). The exact ids of each pair, with the default instruction and with
+// another, per job and per record; the scores in the batch job; bf16 rankings.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -177,7 +178,9 @@ TEST_P(DecoderRerankerParityTest, RerankRankingsAreTheReferencesInFp32AndBf16) {
 INSTANTIATE_TEST_SUITE_P(
     Rerankers, DecoderRerankerParityTest,
     ::testing::Values(Case{"qwen3_reranker_tiny", "qwen3_reranker_256.json", "Qwen3Reranker"},
-                      Case{"mxbai_rerank_tiny", "mxbai_rerank_256.json", "MxbaiRerankV2"}),
+                      Case{"mxbai_rerank_tiny", "mxbai_rerank_256.json", "MxbaiRerankV2"},
+                      Case{"minicpm_layerwise_tiny", "minicpm_layerwise_256.json",
+                           "MiniCpmLayerwise"}),
     testing::ParityCaseName());
 
 // A record's shared prefix (template prefix, instruction and query) run once, its passages'

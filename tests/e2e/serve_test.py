@@ -455,30 +455,34 @@ class LlmRerankerServingTest(unittest.TestCase):
 
 
 class TemplatedLlmRerankerServingTest(unittest.TestCase):
-    """Qwen3-Reranker's layout (a template in its bundle) through TEI's /rerank, with a request's
-    own instruction equal to the batch job's record instruction, and refused by a cross-encoder."""
+    """Qwen3-Reranker's and bge-reranker-v2-minicpm-layerwise's layouts (templates in their
+    bundles) through TEI's /rerank, with a request's own instruction equal to the batch job's
+    record instruction, and refused by a cross-encoder."""
 
     def test_a_request_instruction_scores_as_a_record_instruction(self):
-        work = tempfile.mkdtemp(prefix="serve-qwen3-")
+        work = tempfile.mkdtemp(prefix="serve-decoders-")
         records = [dict(r, instruction="Find the passage that answers the question")
                    for r in read_jsonl(os.path.join(FIXTURES, "bce_records.jsonl"))[:3]]
-        expected = rerank_job_scores(work, "qwen3", "qwen3_reranker_tiny", records)
-        plain = rerank_job_scores(work, "qwen3-plain", "qwen3_reranker_tiny",
-                                  [{"query": r["query"], "passages": r["passages"]}
-                                   for r in records])
-        self.assertNotEqual(expected, plain, "the instruction changed no score")
-        server = Server(work, "qwen3", config("qwen3_reranker_tiny", "rerank"))
-        try:
-            for record, want in zip(records, expected):
-                response = httpx.post(server.url + "/rerank", json={
-                    "query": record["query"], "texts": record["passages"],
-                    "instruction": record["instruction"]})
-                self.assertEqual(response.status_code, 200, response.text)
-                for result in response.json():
-                    self.assertAlmostEqual(result["score"], want[result["index"]],
-                                           delta=TOLERANCE)
-        finally:
-            self.assertEqual(server.stop(), 0)
+        for name, bundle in (("qwen3", "qwen3_reranker_tiny"),
+                             ("layerwise", "minicpm_layerwise_tiny")):
+            with self.subTest(bundle=bundle):
+                expected = rerank_job_scores(work, name, bundle, records)
+                plain = rerank_job_scores(work, name + "-plain", bundle,
+                                          [{"query": r["query"], "passages": r["passages"]}
+                                           for r in records])
+                self.assertNotEqual(expected, plain, "the instruction changed no score")
+                server = Server(work, name, config(bundle, "rerank"))
+                try:
+                    for record, want in zip(records, expected):
+                        response = httpx.post(server.url + "/rerank", json={
+                            "query": record["query"], "texts": record["passages"],
+                            "instruction": record["instruction"]})
+                        self.assertEqual(response.status_code, 200, response.text)
+                        for result in response.json():
+                            self.assertAlmostEqual(result["score"], want[result["index"]],
+                                                   delta=TOLERANCE)
+                finally:
+                    self.assertEqual(server.stop(), 0)
         server = Server(work, "ce-instruction", config("xlmr_tiny", "rerank"))
         try:
             response = httpx.post(server.url + "/rerank", json={

@@ -3,16 +3,20 @@
 tests/e2e/decoder_reranker_parity_test.cc.
 
 Usage:
-  python tests/reference/decoder_reranker_reference.py --reranker qwen3-reranker|mxbai-rerank-v2
-      --checkpoint DIR --out FILE.json [--max-length N] [--instruction TEXT]
+  python tests/reference/decoder_reranker_reference.py --reranker qwen3-reranker|mxbai-rerank-v2|
+      bge-reranker-v2-minicpm-layerwise --checkpoint DIR --out FILE.json [--max-length N]
+      [--instruction TEXT] [--cutoff-layer N]
 
 qwen3-reranker runs the Qwen3-Reranker model card's code as written there (transformers
 AutoModelForCausalLM, the tokenizer padding on the left, format_instruction, prefix and suffix
 tokens, truncation of the formatted text to max_length minus both, the log-softmax over the 'no'
 and 'yes' logits at the last position), in batches of 4. mxbai-rerank-v2 runs mxbai-rerank's
-MxbaiRerankV2.predict (PyPI package, 0.1.6) in float32 on the CPU. Both record the unpadded input
-ids each pair got (from the model's forward, their own code path) and its score; each reference
-scores the pairs without an instruction (or with its default one) and under --instruction.
+MxbaiRerankV2.predict (PyPI package, 0.1.6) in float32 on the CPU.
+bge-reranker-v2-minicpm-layerwise runs FlagEmbedding's LayerWiseFlagLLMReranker.compute_score
+(1.4.2, float32 on the CPU) with cutoff_layers=[--cutoff-layer] and --instruction as its prompt.
+Each records the unpadded input ids each pair got (from the model's forward, their own code path)
+and its score; each reference scores the pairs without an instruction (or with its default one)
+and under --instruction.
 
 Output (UTF-8 JSON):
   {"reranker", "checkpoint", "max_length", "instruction",
@@ -138,6 +142,41 @@ def mxbai_rerank_v2(checkpoint: Path, pairs, max_length: int, instruction: str |
     return scores, seen
 
 
+def layerwise_minicpm(checkpoint: Path, pairs, max_length: int, instruction: str | None,
+                      normalize: bool = False, cutoff_layer: int | None = None):
+    """FlagEmbedding's LayerWiseFlagLLMReranker, one pair per call (its forward sees the pairs in
+    its own length order, after a batch-size probe; one pair at a time keeps the rows in pair
+    order), then the rows' scores in batches of 4 must be the same."""
+    from FlagEmbedding import LayerWiseFlagLLMReranker  # noqa: PLC0415
+
+    import FlagEmbedding.inference.reranker.decoder_only.layerwise as layerwise  # noqa: PLC0415
+    layerwise.trange = lambda *args, **kwargs: range(*args)  # its bar ignores TQDM_DISABLE
+    reranker = LayerWiseFlagLLMReranker(str(checkpoint), use_fp16=False, devices="cpu",
+                                        cutoff_layers=[cutoff_layer])
+    # FlagEmbedding 1.4.2's MiniCPM code predates this transformers' cache classes (it calls
+    # DynamicCache.get_usable_length when use_cache is on); one forward reads no cache.
+    reranker.model.config.use_cache = False
+    seen = []
+    _recording(reranker.model, seen)
+
+    def score(chunk, batch_size):
+        got = reranker.compute_score(chunk, batch_size=batch_size, max_length=max_length,
+                                     prompt=instruction, normalize=normalize)
+        return [float(x) for x in (got if isinstance(got, list) else [got])]
+
+    scores, rows = [], []
+    for pair in pairs:
+        seen.clear()
+        scores += score([list(pair)], 1)
+        rows.append(seen[-1])
+    batched = score([list(pair) for pair in pairs], 4)
+    worst = max(abs(a - b) for a, b in zip(scores, batched))
+    if worst > 1e-5:
+        raise RuntimeError(f"LayerWiseFlagLLMReranker: batches of 4 differ from one pair at a "
+                           f"time by {worst:.3g}")
+    return scores, rows
+
+
 def unpadded_rows(seen) -> list[list[int]]:
     rows = []
     for ids, mask in seen:
@@ -147,17 +186,25 @@ def unpadded_rows(seen) -> list[list[int]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reranker", choices=["qwen3-reranker", "mxbai-rerank-v2"], required=True)
+    parser.add_argument("--reranker", choices=["qwen3-reranker", "mxbai-rerank-v2",
+                                               "bge-reranker-v2-minicpm-layerwise"], required=True)
     parser.add_argument("--checkpoint", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--instruction", default="Find the passage that answers the question")
+    parser.add_argument("--cutoff-layer", type=int, default=None,
+                        help="bge-reranker-v2-minicpm-layerwise: the layer whose head scores")
     args = parser.parse_args()
+    if (args.cutoff_layer is None) != (args.reranker != "bge-reranker-v2-minicpm-layerwise"):
+        parser.error("--cutoff-layer is needed by, and only by, the layerwise reranker")
 
     import torch  # noqa: PLC0415
 
     torch.set_num_threads(int(os.environ.get("ENGINE_TEST_THREADS", "2")))
-    run = qwen3_reranker if args.reranker == "qwen3-reranker" else mxbai_rerank_v2
+    run = {"qwen3-reranker": qwen3_reranker, "mxbai-rerank-v2": mxbai_rerank_v2,
+           "bge-reranker-v2-minicpm-layerwise":
+           lambda *a, **k: layerwise_minicpm(*a, **k, cutoff_layer=args.cutoff_layer)
+           }[args.reranker]
     pairs = make_pairs()
     runs = {}
     for name, instruction in (("default", None), ("instruction", args.instruction)):
@@ -167,11 +214,11 @@ def main() -> int:
             raise RuntimeError(f"{len(rows)} rows and {len(scores)} scores for {len(pairs)} pairs")
         runs[name] = [{"query": q, "passage": d, "input_ids": r, "score": float(s)}
                       for (q, d), r, s in zip(pairs, rows, scores)]
-    # task.normalize: mxbai-rerank's sigmoid around its estimated_max; Qwen3-Reranker's scores
-    # are probabilities already.
-    normalized = (mxbai_rerank_v2(args.checkpoint, pairs, args.max_length, None, True)[0]
-                  if args.reranker == "mxbai-rerank-v2" else
-                  [item["score"] for item in runs["default"]])
+    # task.normalize: mxbai-rerank's sigmoid around its estimated_max, FlagEmbedding's sigmoid;
+    # Qwen3-Reranker's scores are probabilities already.
+    normalized = ([item["score"] for item in runs["default"]]
+                  if args.reranker == "qwen3-reranker" else
+                  run(args.checkpoint, pairs, args.max_length, None, True)[0])
     rerank = []
     records = make_rerank_records()
     flat = [(q, d) for q, passages in records for d in passages]

@@ -56,6 +56,17 @@ for reranker in qwen3_reranker:qwen3:qwen3-reranker mxbai_rerank:qwen2:mxbai-rer
   $PY tests/reference/decoder_reranker_reference.py --reranker "$template" \
     --checkpoint "$OUT/${name}_tiny/checkpoint" --out "$OUT/${name}_256.json" --max-length 256
 done
+# bge-reranker-v2-minicpm-layerwise: a tiny random LayerWiseMiniCPMForCausalLM (FlagEmbedding's
+# class; 4 layers, score heads from layer 1) with a Llama SentencePiece tokenizer.json, exported
+# at cutoff layer 3 (only 3 layers run) from the directory as published (no --family), in fp32
+# and bf16; the reference is FlagEmbedding's LayerWiseFlagLLMReranker with cutoff_layers=[3].
+$PY tools/export.py --family llm_reranker --tiny --tiny-option architecture=minicpm \
+  --tiny-option layers=4 --out "$OUT/minicpm_layerwise_tiny" --cutoff-layer 3
+$PY tools/export.py --checkpoint "$OUT/minicpm_layerwise_tiny/checkpoint" \
+  --out "$OUT/minicpm_layerwise_tiny_bf16" --cutoff-layer 3 --dtype bf16
+$PY tests/reference/decoder_reranker_reference.py --reranker bge-reranker-v2-minicpm-layerwise \
+  --checkpoint "$OUT/minicpm_layerwise_tiny/checkpoint" --cutoff-layer 3 \
+  --out "$OUT/minicpm_layerwise_256.json" --max-length 256
 # tokenizer.json of every model type, trained on the spot with tokenizers' own trainers or converted
 # by transformers, and tokenizers' ids on a multilingual set (tests/unit/tokenizer_json_test.cc).
 $PY tests/reference/tokenizer_json_reference.py --out "$OUT/tokenizer_json"
@@ -117,7 +128,7 @@ $PY tests/reference/manifest_schema_cases.py --out "$OUT/manifest_schema_cases.j
   "$OUT"/xlmr_tiny "$OUT"/xlmr_tiny_int8 "$OUT"/xlmr_tiny_bf16 "$OUT"/m3_tiny "$OUT"/m3_tiny_bf16 \
   "$OUT"/sbert_tiny "$OUT"/sbert_tiny_bi "$OUT"/llm_tiny "$OUT"/llm_tiny_bf16 "$OUT"/xlmr_tiny_aoti \
   "$OUT"/qwen3_reranker_tiny "$OUT"/qwen3_reranker_tiny_bf16 "$OUT"/mxbai_rerank_tiny \
-  "$OUT"/mxbai_rerank_tiny_bf16 \
+  "$OUT"/mxbai_rerank_tiny_bf16 "$OUT"/minicpm_layerwise_tiny "$OUT"/minicpm_layerwise_tiny_bf16 \
   "$OUT"/st_bert_tiny "$OUT"/st_bert_vocab_tiny "$OUT"/st_modernbert_tiny "$OUT"/st_qwen3_tiny \
   "$OUT"/st_qwen2_tiny "$OUT"/st_xlm-roberta_tiny "$OUT"/st_xlm-roberta_lower_tiny \
   "$OUT"/ce_bert_tiny "$OUT"/ce_modernbert_tiny
