@@ -17,7 +17,11 @@ ModelStage::ModelStage(const Config& config, FamilyAdapter& adapter, DeviceMemor
       limits_(batch_limits(config)),
       controller_(memory_budget(config.memory, memory)),
       cache_(config.memory, memory),
-      runner_(adapter, memory, controller_, cache_, limits_) {}
+      runner_(adapter, memory, controller_, cache_, limits_) {
+  if (const auto estimate = adapter.memory_estimate()) {
+    controller_.set_prior(estimate->per_token, estimate->per_token_squared);
+  }
+}
 
 BatchOutcome ModelStage::run(const std::vector<const Encoding*>& sequences,
                              const std::function<void(const BatchReport&)>& on_batch) {

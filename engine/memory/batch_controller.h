@@ -3,6 +3,9 @@
 // attention's quadratic term: rise ~ a * (batch x length) + b * (batch x length^2). Before a
 // batch it predicts the rise and says how many sequences of that length fit the budget. An
 // out-of-memory error lowers the ceiling for that shape at once, before the fit catches up.
+// A family that knows what its graph holds per token (the LLM reranker, from its architecture)
+// gives a prior: it plans the batches before the first one ran, and while one length only has
+// been seen it gives the fit its shape (how the rise splits between the two terms).
 #pragma once
 
 #include <cstddef>
@@ -23,6 +26,10 @@ class BatchController {
   // A batch of `batch` sequences of `length` raised the peak by `rise` bytes.
   void observe(size_t batch, size_t length, int64_t rise);
 
+  // The rise expected before anything was observed: `per_token` bytes per token and
+  // `per_token_squared` per token and position (0 for a graph with no length-squared tensor).
+  void set_prior(double per_token, double per_token_squared);
+
   // A batch of `batch` sequences of `length` ran out of memory.
   void out_of_memory(size_t batch, size_t length);
 
@@ -40,13 +47,18 @@ class BatchController {
   // the rise of an empty batch is zero).
   double s11_ = 0, s12_ = 0, s22_ = 0, s1y_ = 0, s2y_ = 0;
   int observations_ = 0;
-  double per_token_ = 0;      // a
-  double per_token_sq_ = 0;   // b
+  double per_token_ = 0;     // a
+  double per_token_sq_ = 0;  // b
   // Until two lengths were seen the split between a and b is unknown: both extremes are kept and
   // the prediction takes the larger, which errs towards smaller batches.
   bool one_length_ = true;
   double only_linear_ = 0;     // a when b = 0
   double only_quadratic_ = 0;  // b when a = 0
+  // The prior (set_prior), and the factor that scales it to the observations of one length.
+  bool has_prior_ = false;
+  double prior_linear_ = 0, prior_quadratic_ = 0;
+  double prior_scale_ = 1;
+  double s_py_ = 0, s_pp_ = 0;  // sums of prior * rise and prior^2 over observations
   size_t first_length_ = 0;
   // After an out-of-memory error: for each length, the batch size that failed.
   std::map<size_t, size_t> failed_at_;

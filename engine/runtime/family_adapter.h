@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <typeinfo>
 #include <vector>
@@ -92,6 +93,16 @@ class FamilyAdapter {
 
   // One line for `engine check`: what the adapter computes.
   virtual std::string describe() const = 0;
+
+  // What a batch of B sequences padded to L adds to the device's memory, as the family reckons
+  // it from its graph: bytes per token (B x L) and per token and position (B x L^2). The batch
+  // controller plans by it until it has measured batches of its own (batch_controller.h). None:
+  // the controller learns from the batches alone.
+  struct MemoryEstimate {
+    double per_token = 0;
+    double per_token_squared = 0;
+  };
+  virtual std::optional<MemoryEstimate> memory_estimate() const { return std::nullopt; }
 };
 
 using AdapterFactory = std::unique_ptr<FamilyAdapter> (*)(const AdapterContext&);

@@ -69,6 +69,35 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
 
   bool takes_instruction() const override { return template_.uses_instruction(); }
 
+  // What one decoder layer holds at its peak, per token: the residual stream and its norm, and the
+  // larger of the MLP's three [intermediate] tensors and attention's projections (queries, keys
+  // and values, rotated, grouped keys and values repeated). Nothing is length-squared where the
+  // graph's attention is causal with no mask ("padding": "right"); transformers' attention (Gemma
+  // 2) adds its [B, 1, L, L] mask and [B, heads, L, L] scores. On the Qwen3-Reranker-0.6B shape in
+  // fp32 this says 57 KB per token where 42 to 49 KB were measured (docs/memory.md).
+  std::optional<MemoryEstimate> memory_estimate() const override {
+    const nlohmann::json& document = bundle_.manifest.document;
+    const nlohmann::json arch = document.value("architecture", nlohmann::json::object());
+    for (const char* key : {"hidden_size", "intermediate_size", "num_heads", "head_dim"}) {
+      if (!arch.contains(key) || !arch.at(key).is_number_integer()) return std::nullopt;
+    }
+    const auto value = [&](const char* key) { return arch.at(key).get<double>(); };
+    const double kv_heads =
+        arch.contains("num_kv_heads") && arch.at("num_kv_heads").is_number_integer()
+            ? value("num_kv_heads")
+            : value("num_heads");
+    const double attention = 4 * (value("num_heads") + kv_heads) * value("head_dim");
+    const double elements =
+        2 * value("hidden_size") + std::max(3 * value("intermediate_size"), attention);
+    const auto bytes = static_cast<double>(c10::elementSize(bundle_.dtype));
+    MemoryEstimate estimate;
+    estimate.per_token = bytes * elements;
+    if (document.value("padding", std::string("either")) != "right") {
+      estimate.per_token_squared = bytes * (value("num_heads") + 1) + 1;
+    }
+    return estimate;
+  }
+
   std::vector<Encoding> encode_pair(std::string_view query, std::string_view passage,
                                     const std::optional<std::string>& instruction) const override {
     return {template_.build(*bundle_.tokenizer, query, passage, instruction.value_or(instruction_),

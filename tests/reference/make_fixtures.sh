@@ -56,6 +56,12 @@ for reranker in qwen3_reranker:qwen3:qwen3-reranker mxbai_rerank:qwen2:mxbai-rer
   $PY tests/reference/decoder_reranker_reference.py --reranker "$template" \
     --checkpoint "$OUT/${name}_tiny/checkpoint" --out "$OUT/${name}_256.json" --max-length 256
 done
+# Long context: a tiny Qwen3-Reranker with Qwen3's 32k positions, exported at max_length 32768,
+# and rerank records with a passage of 16k tokens next to short ones (memory_limit_test.cc).
+$PY tools/export.py --family llm_reranker --tiny --tiny-option architecture=qwen3 \
+  --tiny-option max_positions=32768 --max-length 32768 --out "$OUT/qwen3_reranker_32k_tiny"
+$PY tests/reference/make_long_records.py --checkpoint "$OUT/qwen3_reranker_32k_tiny/checkpoint" \
+  --out "$OUT/long_context_records.jsonl" --tokens 16000
 # bge-reranker-v2-minicpm-layerwise: a tiny random LayerWiseMiniCPMForCausalLM (FlagEmbedding's
 # class; 4 layers, score heads from layer 1) with a Llama SentencePiece tokenizer.json, exported
 # at cutoff layer 3 (only 3 layers run) from the directory as published (no --family), in fp32

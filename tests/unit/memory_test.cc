@@ -131,6 +131,21 @@ TEST(BatchControllerTest, KeepsBatchesUnderTheBudget) {
   EXPECT_EQ(controller.max_batch(200, 64), 5u);
 }
 
+// A family's estimate plans the first batch, and gives one length's observations their shape: a
+// graph with no length-squared tensor is not taken for a quadratic one, so a long sequence next to
+// short ones does not shrink every longer batch to one.
+TEST(BatchControllerTest, APriorPlansTheFirstBatchAndShapesTheFitOfOneLength) {
+  BatchController controller(1'000'000);
+  controller.set_prior(2000, 0);  // 2 kB a token, nothing quadratic
+  EXPECT_EQ(controller.max_batch(100, 64), 5u) << "before any batch: 200 kB a sequence";
+  controller.observe(4, 100, 400 * 1000);  // measured: 1000 bytes a token
+  EXPECT_EQ(controller.max_batch(100, 64), 10u) << "the prior scaled to the measurement";
+  EXPECT_EQ(controller.max_batch(200, 64), 5u) << "linear, as the prior says; not 2";
+  controller.observe(1, 1000, 3 * 1000 * 1000);  // a second length: the fit takes over
+  EXPECT_GT(controller.predicted_rise(1, 1000), 2.9e6);
+  EXPECT_EQ(controller.max_batch(1000, 64), 1u) << "3 MB a sequence: one at a time";
+}
+
 TEST(BatchControllerTest, AnOutOfMemoryErrorCapsThatShapeAtOnce) {
   BatchController controller(0);
   controller.out_of_memory(32, 256);
