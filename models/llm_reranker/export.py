@@ -60,7 +60,16 @@ KINDS = tuple(TEMPLATES)
 # weights, the tiny tokenizer): for the speed measurements of docs/speed.md.
 TINY_SHAPES = {"qwen3-0.6b": dict(architecture="qwen3", hidden=1024, layers=28, heads=16,
                                   kv_heads=8, head_dim=128, intermediate=3072,
-                                  max_positions=40960)}
+                                  max_positions=40960),
+               # mxbai-rerank-base-v2 (Qwen2-0.5B's layers and widths).
+               "mxbai-rerank-base-v2": dict(architecture="qwen2", hidden=896, layers=24,
+                                            heads=14, kv_heads=2, head_dim=64, intermediate=4864,
+                                            max_positions=32768),
+               # bge-reranker-v2-minicpm-layerwise's widths (MiniCPM-2B: 2304 wide, 36 heads,
+               # 5760 intermediate) with 12 of its 40 layers, for a CPU benchmark.
+               "minicpm-layerwise-12-layers": dict(architecture="minicpm", hidden=2304,
+                                                   layers=12, heads=36, intermediate=5760,
+                                                   max_positions=2048)}
 
 
 # --------------------------------------------------------------------------
@@ -229,12 +238,15 @@ def _write_tiny_minicpm(out_dir, seed: int, vocab_size: int, hidden: int, layers
 # --------------------------------------------------------------------------
 
 class TokenLogits(nn.Module):
-    """Decoder body + the rows of the LM head that the score reads.
+    """Decoder body + the rows of the LM head that the score reads (or the cutoff layer's score
+    head, for the layerwise reranker).
 
-    Position ids come from the mask (cumsum - 1, clamped at 0), the attention
-    bias is built here (causal AND key-not-padding) and passed as a 4D mask,
-    so no HF mask helper makes Python decisions on the example inputs.  Only
-    hidden[b, last_real_b] . W[tokens].T is computed: no [B, T, vocab] logits.
+    Position ids come from the mask (cumsum - 1, clamped at 0). Where prefix_reuse.py writes the
+    attention (``walks``), rows are right-padded and attention is causal with no mask tensor;
+    otherwise (Gemma 2) the attention bias is built here (causal AND key-not-padding) and passed
+    to transformers' body as a 4D mask, so no HF mask helper makes Python decisions on the
+    example inputs.  Only hidden[b, last_real_b] . W[tokens].T is computed: no [B, T, vocab]
+    logits.
     """
 
     def __init__(self, body: nn.Module, rows: torch.Tensor, bias: torch.Tensor | None,

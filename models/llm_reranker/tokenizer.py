@@ -59,20 +59,20 @@ def _training_lines(seed: int) -> list[str]:
     return lines + extra
 
 
+# What Gemma's and Llama's SentencePiece models share: BPE with byte fallback over every
+# character, the identity normalizer keeping every space.
+_BYTE_FALLBACK_BPE = dict(model_type="bpe", hard_vocab_limit=False, character_coverage=1.0,
+                          byte_fallback=True, normalization_rule_name="identity",
+                          remove_extra_whitespaces=False)
+
+
 def train_gemma_sentencepiece(path: Path, vocab_size: int = 2000, seed: int = 0) -> int:
     """Train the model into ``path``; return its piece count."""
     train_sentencepiece(
-        path, _training_lines(seed),
-        model_type="bpe",
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        byte_fallback=True,
-        # normalizer_spec as in Gemma's model: identity, keep every space,
-        # no dummy prefix (HF: "The Gemma tokenizer never adds a prefix space").
-        normalization_rule_name="identity",
+        path, _training_lines(seed), vocab_size=vocab_size, **_BYTE_FALLBACK_BPE,
+        # normalizer_spec as in Gemma's model: no dummy prefix (HF: "The Gemma tokenizer never
+        # adds a prefix space").
         add_dummy_prefix=False,
-        remove_extra_whitespaces=False,
         # trainer_spec as listed in transformers' GemmaConverter docstring.
         split_by_unicode_script=True,
         split_by_number=True,
@@ -113,15 +113,8 @@ def train_llama_sentencepiece(path: Path, vocab_size: int = 2000, seed: int = 0)
     LlamaTokenizer): 0=<unk> 1=<s> 2=</s>, no <pad>, byte fallback, a dummy prefix, the identity
     normalizer, digits split; trained on the reranker-shaped lines. Returns its piece count."""
     train_sentencepiece(
-        path, _training_lines(seed),
-        model_type="bpe",
-        vocab_size=vocab_size,
-        hard_vocab_limit=False,
-        character_coverage=1.0,
-        byte_fallback=True,
-        normalization_rule_name="identity",
+        path, _training_lines(seed), vocab_size=vocab_size, **_BYTE_FALLBACK_BPE,
         add_dummy_prefix=True,
-        remove_extra_whitespaces=False,
         split_digits=True,
         allow_whitespace_only_pieces=True,
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1,
