@@ -103,6 +103,15 @@ def text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
+def rerank_records(count: int, passages: int, seed: int) -> list[dict]:
+    """`count` English rerank records of `passages` passages of three sentences each."""
+    from models.common.multilingual_corpus import passage, query
+    rng = random.Random(seed)
+    return [{"query": query(rng, "en"), "passages": [passage(rng, "en", 3)
+                                                     for _ in range(passages)]}
+            for _ in range(count)]
+
+
 def write_pairs(path: Path, count: int, words: tuple[int, int], seed: int) -> Path:
     rng = random.Random(seed)
     with open(path, "w", encoding="utf-8") as f:
@@ -182,6 +191,13 @@ def shown(command: list[str]) -> str:
     parts = [os.path.relpath(p, REPO) if p.startswith(str(REPO)) else p for p in command]
     parts = [p.replace(str(REPO) + "/", "") for p in parts]
     return shlex.join(parts)
+
+
+def isa_flags() -> list[str]:
+    """The CPU's flags that decide the engine's plans (AVX2, AVX-512, VNNI, BF16, AMX), sorted."""
+    return sorted({flag for line in open("/proc/cpuinfo") if line.startswith("flags")
+                   for flag in line.split(":", 1)[1].split()
+                   if flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")})
 
 
 def machine() -> str:

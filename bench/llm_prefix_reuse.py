@@ -18,25 +18,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import PYTHON, REPO, checkpoint_of, machine, run_engine, shown, write_doc_section  # noqa: E402,E501
+from bench_common import (PYTHON, REPO, checkpoint_of, isa_flags, machine, rerank_records,  # noqa: E402
+                          run_engine, shown, write_doc_section)
 
-from models.common.multilingual_corpus import passage, query  # noqa: E402
 
 BEGIN, END = "<!-- llm_prefix_reuse begin -->", "<!-- llm_prefix_reuse end -->"
 
-
-def records(count: int, passages: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    return [{"query": query(rng, "en"), "passages": [passage(rng, "en", 3)
-                                                     for _ in range(passages)]}
-            for _ in range(count)]
 
 
 def reference_seconds(checkpoint: Path, recs: list[dict], threads: int, dtype: str) -> float:
@@ -92,7 +85,7 @@ def main() -> int:
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL)
     rows = []
     for passages, count in ((8, 2), (32, 1)):
-        recs = records(count, passages, seed=passages)
+        recs = rerank_records(count, passages, seed=passages)
         inputs = args.work / f"records_{passages}.jsonl"
         inputs.write_text("".join(json.dumps(r) + "\n" for r in recs))
         runs = {}
@@ -114,10 +107,7 @@ def main() -> int:
 
     command = shown([str(PYTHON), "bench/llm_prefix_reuse.py", "--threads", str(args.threads),
                      "--dtype", args.dtype])
-    flags = " ".join(sorted({f for line in open("/proc/cpuinfo") if line.startswith("flags")
-                             for f in line.split(":", 1)[1].split()
-                             if f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni",
-                                      "amx_bf16")}))
+    flags = " ".join(isa_flags())
     lines = [f"`{command}` on {machine()} ({flags}), {args.threads} threads, {args.dtype}, "
              f"{time.strftime('%Y-%m-%d')}. Qwen3-Reranker-0.6B's shape (28 layers, 1024 wide, "
              "16/8 heads) with random weights; the model card's code (transformers, its default "

@@ -22,16 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import PYTHON, REPO, checkpoint_of, machine, run_engine, shown, write_doc_section  # noqa: E402,E501
+from bench_common import (PYTHON, REPO, checkpoint_of, isa_flags, machine, rerank_records,  # noqa: E402
+                          run_engine, shown, write_doc_section)
 
-from models.common.multilingual_corpus import passage, query  # noqa: E402
 
 BEGIN, END = "<!-- llm_rerankers begin -->", "<!-- llm_rerankers end -->"
 BATCH = 8
@@ -99,12 +98,6 @@ print(json.dumps({"seconds": spent, "scores": scores}))
 """
 
 
-def records(count: int, passages: int, seed: int) -> list[dict]:
-    rng = random.Random(seed)
-    return [{"query": query(rng, "en"), "passages": [passage(rng, "en", 3)
-                                                     for _ in range(passages)]}
-            for _ in range(count)]
-
 
 def peer(name: str, checkpoint: Path, recs: list[dict], threads: int, cutoff: int) -> dict:
     code = (f"REPO = {str(REPO)!r}\nTHREADS = {threads}\nPEER = {name!r}\nBATCH = {BATCH}\n"
@@ -126,7 +119,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(RERANKERS))
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    recs = records(args.queries, args.passages, seed=17)
+    recs = rerank_records(args.queries, args.passages, seed=17)
     inputs = args.work / "records.jsonl"
     inputs.write_text("".join(json.dumps(r) + "\n" for r in recs))
 
@@ -166,10 +159,7 @@ def main() -> int:
 
     command = shown([str(PYTHON), "bench/llm_rerankers.py", "--threads", str(args.threads),
                      "--queries", str(args.queries), "--passages", str(args.passages)])
-    flags = " ".join(sorted({f for line in open("/proc/cpuinfo") if line.startswith("flags")
-                             for f in line.split(":", 1)[1].split()
-                             if f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni",
-                                      "amx_bf16")}))
+    flags = " ".join(isa_flags())
     lines = [f"`{command}` on {machine()} ({flags}), {args.threads} threads, fp32, "
              f"{time.strftime('%Y-%m-%d')}: {args.queries} queries x {args.passages} passages of "
              "three sentences, batches of 8, random weights of each published shape (the "

@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import REPO, machine, run_engine, shown, write_doc_section  # noqa: E402
+from bench_common import REPO, isa_flags, machine, run_engine, shown, write_doc_section  # noqa: E402
 
 from models.common.multilingual_corpus import passage, query  # noqa: E402
 
@@ -99,9 +99,7 @@ def main() -> int:
             agree = sum(r["results"][0]["index"] == b for r, b in zip(runs[plan].records, best))
             lines.append(f"| {name} | {plan} | | | | {delta:.4f} (logit) | "
                          f"{100 * agree / len(best):.1f}% |")
-    flags = sorted({flag for line in open("/proc/cpuinfo") if line.startswith("flags")
-                    for flag in line.split(":", 1)[1].split()
-                    if flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16")})
+    flags = isa_flags()
     doc = ["## Precision plans on the published-directory bundles", "",
            f"Machine: {machine()}; CPU flags: {' '.join(flags)}; {args.threads} threads.",
            f"Command: `python bench/precision_agreement.py --threads {args.threads}` (each run: "
