@@ -1,6 +1,7 @@
 #include "engine/batching/length_bucketer.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 
 namespace engine {
@@ -58,6 +59,40 @@ std::vector<BatchPlan> cut_batches(const std::vector<size_t>& lengths, const Bat
     batches.push_back(std::move(plan));
   }
   std::reverse(batches.begin(), batches.end());
+  return batches;
+}
+
+std::vector<BatchPlan> cut_grouped_batches(const std::vector<size_t>& lengths,
+                                           const std::vector<size_t>& groups,
+                                           const BatchLimits& limits) {
+  std::map<size_t, std::vector<size_t>> members;
+  std::vector<size_t> first_seen;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    if (groups[i] == kNoGroup) continue;
+    std::vector<size_t>& group = members[groups[i]];
+    if (group.empty()) first_seen.push_back(groups[i]);
+    group.push_back(i);
+  }
+  std::vector<size_t> rest;
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    if (groups[i] == kNoGroup || members[groups[i]].size() == 1) rest.push_back(i);
+  }
+  std::vector<std::vector<size_t>> parts;
+  for (size_t group : first_seen) {
+    if (members[group].size() > 1) parts.push_back(members[group]);
+  }
+  if (!rest.empty()) parts.push_back(std::move(rest));
+
+  std::vector<BatchPlan> batches;
+  for (const std::vector<size_t>& part : parts) {
+    std::vector<size_t> part_lengths;
+    part_lengths.reserve(part.size());
+    for (size_t index : part) part_lengths.push_back(lengths[index]);
+    for (BatchPlan& plan : cut_batches(part_lengths, limits)) {
+      for (size_t& index : plan.indices) index = part[index];
+      batches.push_back(std::move(plan));
+    }
+  }
   return batches;
 }
 

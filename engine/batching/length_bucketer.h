@@ -36,6 +36,17 @@ struct BatchPlan {
 // stable, so equal lengths keep input order.
 std::vector<BatchPlan> cut_batches(const std::vector<size_t>& lengths, const BatchLimits& limits);
 
+// Sequences of no group: cut_grouped_batches sorts them among the others by length.
+inline constexpr size_t kNoGroup = static_cast<size_t>(-1);
+
+// As cut_batches, but a group of two or more sequences (a rerank record's passages, for a model
+// that runs their shared prefix once) is cut on its own, so that its sequences share batches
+// with each other only; groups come in the order of their first sequence, then the sequences of
+// no group and the groups of one, cut together. groups[i] is sequence i's group or kNoGroup.
+std::vector<BatchPlan> cut_grouped_batches(const std::vector<size_t>& lengths,
+                                           const std::vector<size_t>& groups,
+                                           const BatchLimits& limits);
+
 size_t round_up(size_t length, size_t multiple);
 
 // The length a batch whose longest sequence has `longest` tokens is padded to.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <string>
 
 #include <spdlog/spdlog.h>
@@ -31,7 +32,7 @@ BatchOutcome ModelStage::run(const std::vector<const Encoding*>& sequences,
   BatchOutcome all;
   all.results.resize(sequences.size());
   all.errors.resize(sequences.size());
-  for (const BatchPlan& plan : cut_batches(lengths, limits_)) {
+  for (const BatchPlan& plan : plan_batches(sequences, lengths)) {
     std::vector<const Encoding*> batch;
     batch.reserve(plan.indices.size());
     for (size_t index : plan.indices) batch.push_back(sequences[index]);
@@ -45,7 +46,28 @@ BatchOutcome ModelStage::run(const std::vector<const Encoding*>& sequences,
     }
     if (on_batch) on_batch({batch.size(), plan.real_tokens, plan.padded_tokens(), seconds});
   }
+  adapter_.forget_between_batches();
   return all;
+}
+
+std::vector<BatchPlan> ModelStage::plan_batches(const std::vector<const Encoding*>& sequences,
+                                                const std::vector<size_t>& lengths) const {
+  if (!adapter_.runs_shared_prefixes_once()) return cut_batches(lengths, limits_);
+  // One group per distinct shared prefix: a record's passages, or records of the same query.
+  std::map<std::vector<int64_t>, size_t> group_of;
+  std::vector<size_t> groups;
+  groups.reserve(sequences.size());
+  for (const Encoding* sequence : sequences) {
+    const size_t shared = sequence->shared_prefix;
+    if (shared == 0 || shared >= sequence->size()) {
+      groups.push_back(kNoGroup);
+      continue;
+    }
+    std::vector<int64_t> prefix(sequence->ids.begin(),
+                                sequence->ids.begin() + static_cast<std::ptrdiff_t>(shared));
+    groups.push_back(group_of.emplace(std::move(prefix), group_of.size()).first->second);
+  }
+  return cut_grouped_batches(lengths, groups, limits_);
 }
 
 BatchLimits batch_limits(const Config& config) {

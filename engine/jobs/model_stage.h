@@ -1,6 +1,7 @@
 // The one way token sequences reach the model, for a batch job's windows (batch_job.h) and the
 // server's request rounds (serve/request_batcher.h) alike: sorted by length and cut into padded
-// batches under the batching limits (batching/length_bucketer.h), each batch run by a
+// batches under the batching limits (batching/length_bucketer.h; a record's sequences kept
+// together where the adapter runs their shared prefix once), each batch run by a
 // GuardedRunner (split before it runs when the memory budget predicts too much; split and retried
 // after an out-of-memory error), and the cache policy's turn once a window or round is done.
 #pragma once
@@ -50,6 +51,10 @@ class ModelStage {
   int64_t cache_emptied() const { return cache_.times_emptied(); }
 
  private:
+  // cut_batches, or cut_grouped_batches by shared prefix where the adapter runs one once.
+  std::vector<BatchPlan> plan_batches(const std::vector<const Encoding*>& sequences,
+                                      const std::vector<size_t>& lengths) const;
+
   const Config& config_;
   FamilyAdapter& adapter_;
   DeviceMemory& memory_;

@@ -103,6 +103,17 @@ class FamilyAdapter {
     double per_token_squared = 0;
   };
   virtual std::optional<MemoryEstimate> memory_estimate() const { return std::nullopt; }
+
+  // Whether run() computes the ids a record's sequences share (Encoding::shared_prefix) once for
+  // the sequences of one batch: the planner then keeps a record's sequences in batches of their
+  // own (cut_grouped_batches) instead of sorting them among other records' by length, and a
+  // group split over batches (by the limits, or after running out of memory) reuses the prefix's
+  // work from the batch before.
+  virtual bool runs_shared_prefixes_once() const { return false; }
+
+  // The batches of one round (ModelStage::run) are done: drop whatever run() kept from one batch
+  // for the next, so that nothing stays allocated between requests.
+  virtual void forget_between_batches() {}
 };
 
 using AdapterFactory = std::unique_ptr<FamilyAdapter> (*)(const AdapterContext&);

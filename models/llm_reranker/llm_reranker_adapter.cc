@@ -69,6 +69,13 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
 
   bool takes_instruction() const override { return template_.uses_instruction(); }
 
+  bool runs_shared_prefixes_once() const override { return reuse_; }
+
+  void forget_between_batches() override {
+    last_prefix_.clear();
+    last_cache_.clear();
+  }
+
   // What one decoder layer holds at its peak, per token: the residual stream and its norm, and the
   // larger of the MLP's three [intermediate] tensors and attention's projections (queries, keys
   // and values, rotated, grouped keys and values repeated). Nothing is length-squared where the
@@ -146,10 +153,26 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
     return outputs[0].to(at::kFloat).to(at::kCPU).contiguous();
   }
 
-  // Rows that share their prefix with another row of the batch (passages of one record) run it
-  // once and their remainders after it in one pass; the other rows run whole, together.
+  // The keys and values of `prefix`: the last prefix's again when this is the same one (the next
+  // batch of one record's passages), else one pass of prefix_method.
+  const std::vector<at::Tensor>& prefix_cache(const std::vector<int64_t>& prefix) {
+    if (prefix != last_prefix_ || last_cache_.empty()) {
+      forget_between_batches();
+      std::vector<at::Tensor> cache = bundle_.model->run_method(
+          prefix_method_, {at::tensor(prefix, at::kLong).unsqueeze(0).to(bundle_.device)});
+      check<std::runtime_error>(cache.size() == 2, "{} must return keys and values",
+                                prefix_method_);
+      last_cache_ = std::move(cache);
+      last_prefix_ = prefix;
+    }
+    return last_cache_;
+  }
+
+  // Rows that share their prefix with another row of the batch (passages of one record), or with
+  // the last batch's, run it once and their remainders after it in one pass; the other rows run
+  // whole, together.
   at::Tensor logits_reusing_prefixes(const std::vector<const Encoding*>& batch,
-                                     size_t padded_length) const {
+                                     size_t padded_length) {
     std::map<std::vector<int64_t>, std::vector<size_t>> by_prefix;
     for (size_t i = 0; i < batch.size(); ++i) {
       const Encoding& row = *batch[i];
@@ -161,17 +184,14 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
         at::empty({static_cast<int64_t>(batch.size()), score_.columns()}, at::kFloat);
     std::vector<bool> done(batch.size(), false);
     for (const auto& [prefix, rows] : by_prefix) {
-      if (rows.size() < 2) continue;
+      if (rows.size() < 2 && prefix != last_prefix_) continue;
       size_t longest = 0;
       for (size_t row : rows) longest = std::max(longest, batch[row]->size() - prefix.size());
       const auto remainder = static_cast<int64_t>(longest);
       if (remainder * (remainder + static_cast<int64_t>(prefix.size())) > kMaxContinuationMask) {
         continue;
       }
-      const std::vector<at::Tensor> cache = bundle_.model->run_method(
-          prefix_method_, {at::tensor(prefix, at::kLong).unsqueeze(0).to(bundle_.device)});
-      check<std::runtime_error>(cache.size() == 2, "{} must return keys and values",
-                                prefix_method_);
+      const std::vector<at::Tensor>& cache = prefix_cache(prefix);
       std::vector<Encoding> remainders(rows.size());
       std::vector<const Encoding*> pointers;
       for (size_t r = 0; r < rows.size(); ++r) {
@@ -218,6 +238,9 @@ class LlmRerankerAdapter : public engine::PairScoringAdapter {
   std::string instruction_;
   bool reuse_ = false;
   std::string prefix_method_, continue_method_;
+  // The last prefix run and its keys and values (one record's), for the record's next batch.
+  std::vector<int64_t> last_prefix_;
+  std::vector<at::Tensor> last_cache_;
 };
 
 }  // namespace

@@ -10,6 +10,9 @@
 #include <map>
 #include <numeric>
 
+#include "engine/jobs/model_stage.h"
+#include "engine/memory/counting_cpu_allocator.h"
+#include "engine/memory/device_memory.h"
 #include "engine/runtime/pair_scoring_adapter.h"
 #include "models/registry.h"
 #include "tests/support/test_support.h"
@@ -65,6 +68,24 @@ class DecoderRerankerParityTest : public ::testing::TestWithParam<Case> {
           << what << " pair " << i;
     }
   }
+
+  // A bundle loaded with its model, and its adapter for rerank with prefix reuse on or off.
+  struct Loaded {
+    Loaded(const std::string& path, bool reuse)
+        : config(parse_config("model:\n  path: " + path +
+                                  "\n  device: cpu\n  options:\n    prefix_reuse: " +
+                                  (reuse ? "true" : "false") +
+                                  "\ntask:\n  kind: rerank\n  max_length: 256\n",
+                              "reuse.yaml", {}, ConfigUse::kServe)),
+          bundle(load_bundle(config.model)),
+          options(read_family_options(
+              "llm_reranker", {*config.model.family_options, bundle.manifest, config.task})),
+          adapter(make_adapter("llm_reranker", {bundle, config.task, *options})) {}
+    Config config;
+    ModelBundle bundle;
+    std::shared_ptr<const FamilyOptions> options;
+    std::unique_ptr<FamilyAdapter> adapter;
+  };
 
   std::string bundle_;
   nlohmann::json reference_;
@@ -210,16 +231,43 @@ TEST_P(DecoderRerankerParityTest, PrefixReuseGivesTheScoresOfWholeSequences) {
 
   // The adapter says it reuses prefixes, and does so only where the bundle lets it.
   for (const bool reuse : {true, false}) {
-    const Config config = parse_config(
-        "model:\n  path: " + bundle_ + "\n  device: cpu\n  options:\n    prefix_reuse: " +
-            (reuse ? "true" : "false") + "\ntask:\n  kind: rerank\n  max_length: 256\n",
-        "reuse.yaml", {}, ConfigUse::kServe);
-    ModelBundle bundle = load_bundle(config.model);
-    const auto read = read_family_options(
-        "llm_reranker", {*config.model.family_options, bundle.manifest, config.task});
-    const auto adapter = make_adapter("llm_reranker", {bundle, config.task, *read});
-    EXPECT_EQ(adapter->describe().find("shared prefix runs once") != std::string::npos, reuse)
-        << adapter->describe();
+    const Loaded loaded(bundle_, reuse);
+    EXPECT_EQ(loaded.adapter->describe().find("shared prefix runs once") != std::string::npos,
+              reuse)
+        << loaded.adapter->describe();
+  }
+}
+
+// A record's passages split over batches of two: the later batches continue from the prefix's
+// keys and values kept from the first, and once the round is done none of them stay allocated
+// (a server's adapter lives from request to request).
+TEST_P(DecoderRerankerParityTest, NothingOfASharedPrefixStaysAllocatedAfterItsRound) {
+  Loaded loaded(bundle_, true);
+  loaded.config.batching.max_batch_size = 2;
+  const auto& scorer = dynamic_cast<const PairScoringAdapter&>(*loaded.adapter);
+  const auto& record = reference_.at("rerank").at(0);
+  std::vector<Encoding> encodings;
+  for (int copy = 0; copy < 3; ++copy) {
+    for (const auto& passage : record.at("passages")) {
+      encodings.push_back(scorer.encode_pair(record.at("query").get<std::string>(),
+                                             passage.get<std::string>(), std::nullopt)[0]);
+    }
+  }
+  std::vector<const Encoding*> sequences;
+  for (const Encoding& encoding : encodings) sequences.push_back(&encoding);
+  ASSERT_GT(sequences.size(), 2u);
+
+  const std::unique_ptr<DeviceMemory> memory = make_host_memory(0);
+  ModelStage stage(loaded.config, *loaded.adapter, *memory);
+  const int64_t before = CountingCpuAllocator::install().allocated();
+  const BatchOutcome outcome = stage.run(sequences, nullptr);
+  EXPECT_EQ(CountingCpuAllocator::install().allocated(), before);
+  const size_t passages = record.at("passages").size();
+  for (size_t i = 0; i < sequences.size(); ++i) {
+    EXPECT_EQ(outcome.errors[i], "") << i;
+    // The same pair gives the same score in whichever batch it ran, with or without the kept
+    // prefix.
+    EXPECT_NEAR(outcome.results[i].score, outcome.results[i % passages].score, 1e-5) << i;
   }
 }
 

@@ -101,6 +101,33 @@ TEST(LengthBucketerTest, RealisticLengthsArePaddedByUnderThreePercent) {
 
 TEST(LengthBucketerTest, EmptyInputGivesNoBatches) { EXPECT_TRUE(cut_batches({}, {}).empty()); }
 
+TEST(LengthBucketerTest, GroupsOfTwoOrMoreKeepToBatchesOfTheirOwn) {
+  // Two records of three passages each, interleaved in length, and two sequences of no group.
+  // Sorted by length alone, each batch of three would mix the records.
+  const std::vector<size_t> lengths = {90, 60, 30, 80, 50, 20, 70, 40};
+  const std::vector<size_t> groups = {0, 0, 0, 1, 1, 1, kNoGroup, 5};
+  const BatchLimits limits{3, 100000, 1, 0};
+  EXPECT_EQ(indices_of(cut_batches(lengths, limits)),
+            (std::vector<std::vector<size_t>>{{0, 3, 6}, {1, 4, 7}, {2, 5}}));
+  const auto plans = cut_grouped_batches(lengths, groups, limits);
+  EXPECT_EQ(indices_of(plans),
+            (std::vector<std::vector<size_t>>{{0, 1, 2}, {3, 4, 5}, {6, 7}}))
+      << "group 0, group 1, then the ungrouped sequence and the group of one together";
+  EXPECT_EQ(plans[0].padded_length, 90u);
+  EXPECT_EQ(plans[1].padded_length, 80u);
+  EXPECT_EQ(plans[2].real_tokens, 110u);
+}
+
+TEST(LengthBucketerTest, AGroupIsCutUnderTheSameLimits) {
+  // One record of five passages under a batch size of two: its own batches, longest first.
+  const std::vector<size_t> lengths = {10, 50, 28, 48, 30, 99};
+  const std::vector<size_t> groups = {7, 7, 7, 7, 7, kNoGroup};
+  const auto plans = cut_grouped_batches(lengths, groups, {2, 100000, 1, 0});
+  EXPECT_EQ(indices_of(plans),
+            (std::vector<std::vector<size_t>>{{1, 3}, {4, 2}, {0}, {5}}));
+  EXPECT_TRUE(cut_grouped_batches({}, {}, {}).empty());
+}
+
 TEST(LengthBucketerTest, EveryIndexExactlyOnceUnderEveryLimit) {
   std::mt19937 random(7);
   std::vector<size_t> lengths(500);
