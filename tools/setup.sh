@@ -8,7 +8,7 @@ ROOT=$(pwd)
 DEBIAN_PACKAGES=(
   build-essential cmake ninja-build pkg-config git python3-venv
   libyaml-cpp-dev libsentencepiece-dev libgtest-dev libgmock-dev nlohmann-json3-dev
-  libcli11-dev libspdlog-dev libfmt-dev libutf8proc-dev libonig-dev libssl-dev libcpp-httplib-dev curl
+  libcli11-dev libspdlog-dev libfmt-dev libutf8proc-dev libonig-dev libssl-dev libboost-dev curl
   slurmctld slurmd slurm-client munge
 )
 

@@ -164,6 +164,11 @@ void read_serve(const ConfigNode& node, ServeConfig& serve) {
   check<ConfigError>(serve.max_body_bytes >= 1024, "{}: must be at least 1024 bytes",
                      node.where("max_body_bytes"));
   serve.http_threads = static_cast<int>(node.integer("http_threads", 1, 4096, 128));
+  serve.io_threads = static_cast<int>(node.integer("io_threads", 1, 64, 1));
+  serve.max_connections = node.integer("max_connections", 1, 1 << 20, 10000);
+  serve.head_timeout_s = node.number("head_timeout_s", 0.1, 3600, 10);
+  serve.body_timeout_s = node.number("body_timeout_s", 0.1, 3600, 30);
+  serve.idle_timeout_s = node.number("idle_timeout_s", 0.1, 86400, 60);
 }
 
 }  // namespace

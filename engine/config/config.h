@@ -87,7 +87,12 @@ struct ServeConfig {
   int64_t max_queue_sequences = 4096;   // sequences waiting for the model; past it: 429
   int max_client_batch_size = 512;      // texts (passages, inputs) in one request; past it: 422
   int64_t max_body_bytes = 16LL << 20;  // request body; past it: 413
-  int http_threads = 128;               // connections served at once
+  int http_threads = 128;               // requests handled at once (threads waiting on the model)
+  int io_threads = 1;                   // threads serving every open connection
+  int64_t max_connections = 10000;      // open at once; past it a new one gets 503
+  double head_timeout_s = 10;           // a request's first byte to its last header
+  double body_timeout_s = 30;           // the head to the body's last byte (and writing an answer)
+  double idle_timeout_s = 60;           // a kept-alive connection between requests
 };
 
 struct LoggingConfig {

@@ -4,6 +4,9 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <set>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -32,11 +35,48 @@ const char* type_name(const Json& value) {
   }
 }
 
+// Deeper than this, a body is refused rather than parsed: no request shape nests past 4.
+constexpr int kMaxJsonDepth = 64;
+
+// The body as a JSON object. Refused with 422, saying what and where: what is not JSON (the
+// parser's message, with the byte offset; invalid UTF-8 is one such), a number past a double's
+// range, nesting deeper than kMaxJsonDepth, and a key given twice in one object (which JSON
+// parsers resolve differently, so no answer would be safe).
 Json parse_object(const std::string& body) {
+  std::vector<std::set<std::string>> keys;  // the keys of each open object (none for a list)
+  const Json::parser_callback_t strict = [&keys](int depth, Json::parse_event_t event,
+                                                 Json& parsed) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        if (depth >= kMaxJsonDepth) {
+          throw ApiError(422, fmt::format("the body nests deeper than {} levels", kMaxJsonDepth));
+        }
+        keys.emplace_back();
+        break;
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        keys.pop_back();
+        break;
+      case Json::parse_event_t::key:
+        if (!keys.back().insert(parsed.get<std::string>()).second) {
+          throw ApiError(422, fmt::format("the key '{}' appears twice in one object",
+                                          parsed.get<std::string>()),
+                         parsed.get<std::string>());
+        }
+        break;
+      case Json::parse_event_t::value:
+        break;
+    }
+    return true;
+  };
   Json json;
   try {
-    json = Json::parse(body);
+    json = Json::parse(body, strict);
   } catch (const Json::parse_error& error) {
+    throw ApiError(422, fmt::format("the body is not JSON (byte {}): {}", error.byte,
+                                    error.what()));
+  } catch (const Json::exception& error) {
     throw ApiError(422, fmt::format("the body is not JSON: {}", error.what()));
   }
   if (!json.is_object()) {
@@ -162,22 +202,24 @@ std::string request_id() {
 
 std::string error_body(Dialect dialect, int status, const std::string& message,
                        const std::string& param) {
+  // A message may quote what the client sent: bytes that are not UTF-8 are written as U+FFFD.
+  constexpr auto kReplace = Json::error_handler_t::replace;
   const char* type = status == 429   ? "Overloaded"
                      : status == 503 ? "Unhealthy"
                      : status >= 500 ? "Backend"
                                      : "Validation";
   switch (dialect) {
     case Dialect::kTei:
-      return Json{{"error", message}, {"error_type", type}}.dump();
+      return Json{{"error", message}, {"error_type", type}}.dump(-1, ' ', false, kReplace);
     case Dialect::kCohere:
-      return Json{{"message", message}}.dump();
+      return Json{{"message", message}}.dump(-1, ' ', false, kReplace);
     case Dialect::kOpenAi:
       return Json{{"error",
                    {{"message", message},
                     {"type", status >= 500 ? "server_error" : "invalid_request_error"},
                     {"param", param.empty() ? Json(nullptr) : Json(param)},
                     {"code", nullptr}}}}
-          .dump();
+          .dump(-1, ' ', false, kReplace);
   }
   return "";
 }

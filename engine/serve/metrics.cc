@@ -132,6 +132,8 @@ std::string ServeMetrics::text(const ServeGauges& gauges) const {
       {"engine_budget_splits_total", "counter",
        "Batches split before running because of memory.budget.", gauges.budget_splits},
       {"engine_forward_passes_total", "counter", "Forward passes run.", gauges.forward_passes},
+      {"engine_open_connections", "gauge", "Client connections open now.",
+       gauges.open_connections},
       {"engine_ready", "gauge", "1 once the model is loaded and warmed up.", gauges.ready ? 1 : 0},
   };
   for (const auto& [name, type, help, value] : scalars) {

@@ -41,6 +41,7 @@ struct ServeGauges {
   int64_t out_of_memory = 0;
   int64_t budget_splits = 0;
   int64_t forward_passes = 0;
+  int64_t open_connections = 0;
   bool ready = false;
 };
 

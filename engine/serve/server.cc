@@ -1,22 +1,22 @@
 #include "engine/serve/server.h"
 
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include "engine/common/error.h"
 #include "engine/serve/api.h"
+#include "engine/serve/http_server.h"
 #include "engine/serve/metrics.h"
 #include "engine/serve/request_batcher.h"
 
@@ -32,96 +32,164 @@ struct Loaded {
   std::unique_ptr<ServeApi> api;
 };
 
+// The routes on the HTTP layer: what each path answers, in its dialect, and the lifecycle states
+// (loading, ready, draining) every route obeys.
 class Server {
  public:
-  Server(const Config& config, ServeMetrics& metrics) : metrics_(metrics) {
-    http_.new_task_queue = [threads = config.serve.http_threads] {
-      return new httplib::ThreadPool(static_cast<size_t>(threads));
-    };
-    http_.set_payload_max_length(static_cast<size_t>(config.serve.max_body_bytes));
-    // A client that stops reading or writing holds its own connection, never the model.
-    http_.set_read_timeout(30, 0);
-    http_.set_write_timeout(30, 0);
-    http_.set_keep_alive_timeout(30);
-    http_.set_keep_alive_max_count(10000);  // clients keep their connections (the default is 5)
+  Server(const Config& config, ServeMetrics& metrics)
+      : metrics_(metrics),
+        http_(http_limits(config.serve), [this](const HttpRequest& r) { return handle(r); },
+              [this](int status, const std::string& message, const std::string& path) {
+                return refuse(status, message, path);
+              }) {
     add_routes();
   }
 
-  // Binds; returns the port.
-  int bind(const std::string& host, int port) {
-    const int bound =
-        port == 0 ? http_.bind_to_any_port(host) : (http_.bind_to_port(host, port) ? port : -1);
-    check<std::runtime_error>(bound > 0, "cannot listen on {}:{} (in use, or not this machine's)",
-                              host, port);
-    return bound;
-  }
-  void listen() { http_.listen_after_bind(); }
-  void stop() { http_.stop(); }
+  int bind(const std::string& host, int port) { return http_.bind(host, port); }
+  void start() { http_.start(); }
 
   void set_loaded(Loaded* loaded) {
     loaded_ = loaded;
     ready_.store(true);
   }
 
- private:
-  using Call = std::function<std::string(ServeApi&, const httplib::Request&)>;
-
-  void route(const char* method, const char* path, Dialect dialect, Call call) {
-    const std::string name = path;
-    auto handler = [this, name, dialect, call](const httplib::Request& request,
-                                               httplib::Response& response) {
-      const auto start = Clock::now();
-      int status = 200;
-      std::string body;
-      try {
-        if (!ready_.load()) throw ApiError(503, "the model is loading; retry when /health is 200");
-        body = call(*loaded_->api, request);
-      } catch (const ApiError& error) {
-        status = error.status();
-        body = error_body(dialect, status, error.what(), error.param());
-      } catch (const std::exception& error) {
-        status = 500;
-        body = error_body(dialect, status, error.what());
-        spdlog::error("{}: {}", name, error.what());
-      }
-      response.status = status;
-      response.set_content(body, "application/json");
-      metrics_.on_response(name, status,
-                           std::chrono::duration<double>(Clock::now() - start).count());
-    };
-    if (std::string(method) == "GET") {
-      http_.Get(path, handler);
-    } else {
-      http_.Post(path, handler);
+  // SIGTERM: no new connections; requests on open ones get 503 and the connection is closed;
+  // what is queued or under way is answered. Returns once nothing is in flight.
+  void drain() {
+    draining_.store(true);
+    http_.stop_accepting();
+    while (http_.requests_in_flight() > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+  }
+  void stop() { http_.stop(); }
+
+ private:
+  using Call = std::function<std::string(const HttpRequest&)>;
+  struct Route {
+    std::string method;
+    Dialect dialect;
+    Call call;
+    std::string content_type = "application/json";
+  };
+
+  static HttpLimits http_limits(const ServeConfig& serve) {
+    HttpLimits limits;
+    limits.max_connections = static_cast<size_t>(serve.max_connections);
+    limits.max_body_bytes = static_cast<size_t>(serve.max_body_bytes);
+    limits.head_timeout = std::chrono::milliseconds(static_cast<int64_t>(serve.head_timeout_s * 1e3));
+    limits.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(serve.body_timeout_s * 1e3));
+    limits.idle_timeout = std::chrono::milliseconds(static_cast<int64_t>(serve.idle_timeout_s * 1e3));
+    limits.write_timeout = limits.body_timeout;
+    limits.io_threads = serve.io_threads;
+    limits.handler_threads = serve.http_threads;
+    return limits;
+  }
+
+  void route(const char* method, const char* path, Dialect dialect, Call call,
+             const char* content_type = "application/json") {
+    routes_[path] = Route{method, dialect, std::move(call), content_type};
+  }
+
+  // The dialect of `path`'s errors: its route's, else guessed from its prefix.
+  Dialect dialect_of(const std::string& path) const {
+    if (const auto found = routes_.find(path); found != routes_.end()) {
+      return found->second.dialect;
+    }
+    if (path.rfind("/v1/embeddings", 0) == 0 || path.rfind("/v1/models", 0) == 0) {
+      return Dialect::kOpenAi;
+    }
+    if (path.rfind("/v1/", 0) == 0 || path.rfind("/v2/", 0) == 0) return Dialect::kCohere;
+    return Dialect::kTei;
+  }
+
+  HttpResponse json_response(int status, std::string body) const {
+    HttpResponse response;
+    response.status = status;
+    response.body = std::move(body);
+    return response;
+  }
+
+  HttpResponse refuse(int status, const std::string& message, const std::string& path) {
+    metrics_.on_response(routes_.count(path) ? path : "unknown", status, 0);
+    return json_response(status, error_body(dialect_of(path), status, message));
+  }
+
+  HttpResponse handle(const HttpRequest& request) {
+    const auto start = Clock::now();
+    const auto found = routes_.find(request.path);
+    if (found == routes_.end()) {
+      return refuse(404, fmt::format("no route {} {}", request.method, request.path),
+                    request.path);
+    }
+    const Route& route = found->second;
+    if (request.method != route.method) {
+      HttpResponse response = refuse(
+          405, fmt::format("{} takes {}, not {}", request.path, route.method, request.method),
+          request.path);
+      response.headers.emplace_back("Allow", route.method);
+      return response;
+    }
+    HttpResponse response;
+    try {
+      response = json_response(200, route.call(request));
+      response.content_type = route.content_type;
+    } catch (const ApiError& error) {
+      response = json_response(error.status(), error_body(route.dialect, error.status(),
+                                                          error.what(), error.param()));
+    } catch (const nlohmann::json::exception& error) {
+      // A field of a type the route did not check: the client's JSON, not the server.
+      response = json_response(422, error_body(route.dialect, 422, error.what()));
+    } catch (const std::exception& error) {
+      response = json_response(500, error_body(route.dialect, 500, error.what()));
+      spdlog::error("{}: {}", request.path, error.what());
+    }
+    if (response.status == 503 && draining_.load()) response.close = true;
+    if (request.path != "/metrics") {
+      metrics_.on_response(request.path, response.status,
+                           std::chrono::duration<double>(Clock::now() - start).count());
+    }
+    return response;
+  }
+
+  // The API once loaded; else the 503 of a server that is loading or draining.
+  ServeApi& api() const {
+    if (draining_.load()) throw ApiError(503, "the server is shutting down; retry on another");
+    if (!ready_.load()) throw ApiError(503, "the model is loading; retry when /ready is 200");
+    return *loaded_->api;
   }
 
   void add_routes() {
     route("POST", "/rerank", Dialect::kTei,
-          [](ServeApi& api, const httplib::Request& r) { return api.tei_rerank(r.body); });
+          [this](const HttpRequest& r) { return api().tei_rerank(r.body); });
     route("POST", "/predict", Dialect::kTei,
-          [](ServeApi& api, const httplib::Request& r) { return api.tei_predict(r.body); });
+          [this](const HttpRequest& r) { return api().tei_predict(r.body); });
     route("POST", "/embed", Dialect::kTei,
-          [](ServeApi& api, const httplib::Request& r) { return api.tei_embed(r.body); });
+          [this](const HttpRequest& r) { return api().tei_embed(r.body); });
     route("POST", "/embed_sparse", Dialect::kTei,
-          [](ServeApi& api, const httplib::Request& r) { return api.tei_embed_sparse(r.body); });
+          [this](const HttpRequest& r) { return api().tei_embed_sparse(r.body); });
     route("POST", "/tokenize", Dialect::kTei,
-          [](ServeApi& api, const httplib::Request& r) { return api.tei_tokenize(r.body); });
+          [this](const HttpRequest& r) { return api().tei_tokenize(r.body); });
     route("GET", "/info", Dialect::kTei,
-          [](ServeApi& api, const httplib::Request&) { return api.info(); });
+          [this](const HttpRequest&) { return api().info(); });
     route("POST", "/v1/rerank", Dialect::kCohere,
-          [](ServeApi& api, const httplib::Request& r) { return api.cohere_rerank(r.body, 1); });
+          [this](const HttpRequest& r) { return api().cohere_rerank(r.body, 1); });
     route("POST", "/v2/rerank", Dialect::kCohere,
-          [](ServeApi& api, const httplib::Request& r) { return api.cohere_rerank(r.body, 2); });
+          [this](const HttpRequest& r) { return api().cohere_rerank(r.body, 2); });
     route("POST", "/v1/embeddings", Dialect::kOpenAi,
-          [](ServeApi& api, const httplib::Request& r) { return api.openai_embeddings(r.body); });
-    http_.Get("/health", [this](const httplib::Request&, httplib::Response& response) {
-      const bool ready = ready_.load();
-      response.status = ready ? 200 : 503;
-      response.set_content(ready ? "{\"status\":\"ok\"}" : "{\"status\":\"loading\"}",
-                           "application/json");
+          [this](const HttpRequest& r) { return api().openai_embeddings(r.body); });
+    // Liveness: the process answers. 503 only while loading, as before.
+    route("GET", "/health", Dialect::kTei, [this](const HttpRequest&) -> std::string {
+      if (!ready_.load()) throw ApiError(503, "loading");
+      return "{\"status\":\"ok\"}";
     });
-    http_.Get("/metrics", [this](const httplib::Request&, httplib::Response& response) {
+    // Readiness: warmed up and not draining; a load balancer sends requests only while 200.
+    route("GET", "/ready", Dialect::kTei, [this](const HttpRequest&) -> std::string {
+      if (draining_.load()) throw ApiError(503, "draining");
+      if (!ready_.load()) throw ApiError(503, "loading");
+      return "{\"status\":\"ready\"}";
+    });
+    route("GET", "/metrics", Dialect::kTei, [this](const HttpRequest&) {
       ServeGauges gauges;
       gauges.ready = ready_.load();
       if (gauges.ready) {
@@ -137,53 +205,18 @@ class Server {
         gauges.forward_passes = stats.forward_passes;
       }
       gauges.peak_resident = process_resident().peak;
-      response.set_content(metrics_.text(gauges), "text/plain; version=0.0.4");
-    });
-    // Anything else, and bodies past the limit, in TEI's error shape.
-    http_.set_error_handler([this](const httplib::Request& request, httplib::Response& response) {
-      if (!response.body.empty()) return;
-      metrics_.on_response(response.status == 404 ? "unknown" : request.path, response.status, 0);
-      std::string message = fmt::format("no route {} {}", request.method, request.path);
-      if (response.status == 413) {
-        message = "the request body is larger than serve.max_body_bytes";
-      }
-      response.set_content(error_body(Dialect::kTei, response.status, message), "application/json");
-    });
+      gauges.open_connections = static_cast<int64_t>(http_.open_connections());
+      return metrics_.text(gauges);
+    }, "text/plain; version=0.0.4");
   }
 
   ServeMetrics& metrics_;
-  httplib::Server http_;
+  std::map<std::string, Route> routes_;
   std::atomic<bool> ready_{false};
+  std::atomic<bool> draining_{false};
   Loaded* loaded_ = nullptr;
+  HttpServer http_;  // last: its threads call the members above
 };
-
-// cpp-httplib 0.11 (Debian 12) listens with a backlog of 5, compiled into the library: 64 clients
-// connecting at once overflow it, and the kernel then resets connections. Linux lets a listening
-// socket's backlog be raised by calling listen() again; the socket is found by its port, since
-// the library does not hand it out.
-void raise_listen_backlog(int port) {
-  for (int fd = 0; fd < 4096; ++fd) {
-    int listening = 0;
-    socklen_t length = sizeof(listening);
-    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) != 0 || !listening) {
-      continue;
-    }
-    sockaddr_storage address{};
-    socklen_t size = sizeof(address);
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&address), &size) != 0) continue;
-    int bound = -1;
-    if (address.ss_family == AF_INET) {
-      bound = ntohs(reinterpret_cast<sockaddr_in*>(&address)->sin_port);
-    } else if (address.ss_family == AF_INET6) {
-      bound = ntohs(reinterpret_cast<sockaddr_in6*>(&address)->sin6_port);
-    }
-    if (bound == port) {
-      if (::listen(fd, SOMAXCONN) != 0) spdlog::warn("cannot raise the listen backlog");
-      return;
-    }
-  }
-  spdlog::warn("the listening socket was not found: the listen backlog stays at 5");
-}
 
 // SIGTERM and SIGINT are taken by one thread with sigwait: every other thread blocks them.
 sigset_t stop_signals() {
@@ -214,18 +247,24 @@ int run_server(const ServeOptions& options) {
   ServeMetrics metrics;
   Server server(config, metrics);
   const int port = server.bind(host, wanted_port);
-  raise_listen_backlog(port);
-  std::thread listening([&] { server.listen(); });
+  server.start();
   spdlog::info("listening on http://{}:{} (loading the model; /health is 503 until ready)", host,
                port);
 
-  std::atomic<bool> stop_requested{false};
+  // The stopper takes the signal and drains: the model thread keeps answering meanwhile.
+  std::mutex mutex;
+  std::condition_variable drained_signal;
+  bool drained = false;
   std::thread stopper([&] {
     int signal = 0;
     sigwait(&signals, &signal);
-    stop_requested.store(true);
     spdlog::info("signal {}: no new connections; answering what is queued, then exiting", signal);
-    server.stop();
+    server.drain();
+    {
+      const std::lock_guard<std::mutex> lock(mutex);
+      drained = true;
+    }
+    drained_signal.notify_all();
   });
 
   Loaded loaded;
@@ -246,14 +285,17 @@ int run_server(const ServeOptions& options) {
         task_name(config.task.kind), std::chrono::duration<double>(Clock::now() - start).count(),
         host, port);
   } catch (...) {
-    server.stop();
-    listening.join();
     pthread_kill(stopper.native_handle(), SIGTERM);
     stopper.join();
+    server.stop();
     throw;
   }
-  listening.join();  // returns once stopped, after the connections' handlers have answered
+  {
+    std::unique_lock<std::mutex> lock(mutex);
+    drained_signal.wait(lock, [&] { return drained; });
+  }
   stopper.join();
+  server.stop();
   loaded.batcher->stop();
   spdlog::info("stopped");
   return 0;

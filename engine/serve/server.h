@@ -1,7 +1,8 @@
-// `engine serve`: the HTTP server (cpp-httplib) in front of ServeApi. It binds first and answers
-// 503 (GET /health, and every model route) while the bundle loads and warms up with the longest
-// shape, then reports ready. Requests from many connections are batched together by one
-// RequestBatcher. SIGTERM or SIGINT: stop accepting, answer what is queued and under way, exit 0.
+// `engine serve`: the routes of ServeApi on the HTTP layer (http_server.h, Boost.Beast). It binds
+// first and answers 503 (GET /health, /ready and every model route) while the bundle loads and
+// warms up with the longest shape, then reports ready. Requests from many connections are batched
+// together by one RequestBatcher. SIGTERM or SIGINT: stop accepting, /ready and new requests on
+// open connections 503, answer what is queued and under way, exit 0.
 #pragma once
 
 #include <string>

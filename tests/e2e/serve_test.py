@@ -258,6 +258,10 @@ class RerankServingTest(unittest.TestCase):
         self.assertEqual(response.status_code, 413)
         self.assertIn("serve.max_body_bytes", response.json()["error"])
         self.assertEqual(httpx.get(self.url + "/nowhere").status_code, 404)
+        wrong_method = httpx.get(self.url + "/rerank")
+        self.assertEqual(wrong_method.status_code, 405)
+        self.assertEqual(wrong_method.headers["allow"], "POST")
+        self.assertEqual(httpx.get(self.url + "/ready").json(), {"status": "ready"})
         embed = httpx.post(self.url + "/embed", json={"inputs": "x"})
         self.assertEqual(embed.status_code, 404)
         self.assertIn("task.kind rerank", embed.json()["error"])
@@ -500,6 +504,8 @@ class OverloadAndShutdownTest(unittest.TestCase):
         server = Server(work, "overload", config("xlmr_tiny", "rerank") +
                         "serve:\n  max_wait_ms: 3000\n  max_queue_sequences: 4\n")
         body = {"query": "q", "texts": ["one", "two", "three"]}
+        kept = httpx.Client(base_url=server.url)  # a connection opened before the signal
+        self.assertEqual(kept.get("/ready").status_code, 200)
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
             first = pool.submit(httpx.post, server.url + "/rerank", json=body, timeout=60)
             time.sleep(0.5)
@@ -507,8 +513,18 @@ class OverloadAndShutdownTest(unittest.TestCase):
             self.assertEqual(second.status_code, 429, second.text)
             self.assertIn("serve.max_queue_sequences", second.json()["error"])
             # SIGTERM while the first is queued: it is still answered, then the server exits 0.
+            # Meanwhile a request on an open connection gets 503 (and the connection is closed),
+            # /ready turns 503, and new connections are refused.
             server.process.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            late = kept.post("/rerank", json=body)
+            self.assertEqual(late.status_code, 503, late.text)
+            self.assertIn("shutting down", late.json()["error"])
+            self.assertEqual(late.headers.get("connection"), "close")
+            with self.assertRaises(httpx.TransportError):
+                httpx.get(server.url + "/ready")
             self.assertEqual(first.result().status_code, 200)
+        kept.close()
         self.assertEqual(server.stop(), 0)
         self.assertIn("stopped", server.text())
 
