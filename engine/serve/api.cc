@@ -58,13 +58,13 @@ Json parse_object(const std::string& body) {
       case Json::parse_event_t::array_end:
         keys.pop_back();
         break;
-      case Json::parse_event_t::key:
-        if (!keys.back().insert(parsed.get<std::string>()).second) {
-          throw ApiError(422, fmt::format("the key '{}' appears twice in one object",
-                                          parsed.get<std::string>()),
-                         parsed.get<std::string>());
+      case Json::parse_event_t::key: {
+        const std::string key = parsed.get<std::string>();
+        if (!keys.back().insert(key).second) {
+          throw ApiError(422, fmt::format("the key '{}' appears twice in one object", key), key);
         }
         break;
+      }
       case Json::parse_event_t::value:
         break;
     }

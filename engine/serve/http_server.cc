@@ -91,6 +91,11 @@ class HandlerPool {
   std::vector<std::thread> threads_;
 };
 
+// A request target without its query string: the path the routes are matched on.
+std::string path_of(std::string_view target) {
+  return std::string(target.substr(0, target.find('?')));
+}
+
 constexpr size_t kReadChunk = 4096;
 // How long a connection closed after a refusal keeps reading (and dropping) what the client still
 // sends, so that the client reads the answer instead of a reset.
@@ -174,8 +179,7 @@ class Session : public std::enable_shared_from_this<Session> {
   void on_head(beast::error_code error) {
     if (error) return on_read_error(error, "head");
     const auto& head = parser_->get();
-    const std::string_view target = head.target();
-    path_ = std::string(target.substr(0, target.find('?')));
+    path_ = path_of(head.target());
     keep_alive_ = head.keep_alive();
     version_ = head.version();
     const bool has_body = parser_->content_length().has_value() || parser_->chunked();
@@ -227,10 +231,8 @@ class Session : public std::enable_shared_from_this<Session> {
         error == net::error::operation_aborted) {
       return close();
     }
-    if (path_.empty() && parser_) {  // the request line is parsed before any header is refused
-      const std::string_view target = parser_->get().target();
-      path_ = std::string(target.substr(0, target.find('?')));
-    }
+    // The request line is parsed before any header is refused.
+    if (path_.empty() && parser_) path_ = path_of(parser_->get().target());
     int status = 400;
     std::string message = fmt::format("malformed HTTP request {}: {}", part, error.message());
     if (error == http::error::body_limit) {
